@@ -106,7 +106,7 @@ func mi(ip string, weight float64) model.Instance {
 // clock is a settable test clock.
 type clock struct{ ns atomic.Int64 }
 
-func (c *clock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func start(t *testing.T, f *fakeClient, opts Options) (*discovery.Pool, func()) {
