@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/modelgate/modelgate/discovery/static"
+	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/router"
+)
+
+// demoInstances are the embedded default: two v1 instances and a v2 canary
+// with a third of their weight.
+var demoInstances = []struct {
+	name    string
+	version string
+	weight  float64
+	gpu     string
+}{
+	{"demo-v1-a", "v1", 3, "a100"},
+	{"demo-v1-b", "v1", 3, "a100"},
+	{"demo-v2-canary", "v2", 1, "h100"},
+}
+
+// runDemo serves the embedded default until ctx is done: mock model servers
+// on loopback, a static pool over them and the router.
+func runDemo(ctx context.Context, listen, admin string, out io.Writer) error {
+	var entries []static.Entry
+	for _, di := range demoInstances {
+		srv, err := mockllm.Start("127.0.0.1:0", mockllm.Config{
+			Name: di.name, Latency: 20 * time.Millisecond, StreamChunks: 16, ChunkGap: 30 * time.Millisecond,
+		})
+		if err != nil {
+			return fmt.Errorf("demo: start mock model: %w", err)
+		}
+		defer srv.Close()
+		w := di.weight
+		entries = append(entries, static.Entry{Service: "demo", Addr: srv.Addr(), Weight: &w,
+			Metadata: map[string]string{"version": di.version, "gpu": di.gpu}})
+	}
+	src, err := static.NewList(entries)
+	if err != nil {
+		return err
+	}
+	cfg := &Config{
+		Listen: listen, Admin: admin,
+		Router: router.Config{Routes: []router.Route{
+			{Model: "demo", Aliases: []string{"gpt-4o-mini"}, Service: "demo", Retries: 1},
+		}},
+	}
+	if err := cfg.normalize(); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	d, err := newDaemon(cfg, src, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, `modelgate demo: %d mock model instances (2 x v1, 1 x v2 canary), route "demo"
+  API   http://%s   admin http://%s (/metrics, /readyz)
+Try:
+  curl localhost:%s/v1/chat/completions -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
+  curl -N localhost:%s/v1/chat/completions -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+Ctrl-C stops.
+`, len(entries), d.apiLn.Addr(), d.adminLn.Addr(), port(d.apiLn.Addr().String()), port(d.apiLn.Addr().String()))
+	return d.run(ctx)
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/discovery/nacos"
+	"github.com/modelgate/modelgate/discovery/static"
+	"github.com/modelgate/modelgate/router"
+)
+
+// shutdownGrace is how long in-flight requests and streams may run on after
+// a shutdown signal.
+const shutdownGrace = 30 * time.Second
+
+// daemon is one running modelgate: a source, a pool, a router and two
+// listeners.
+type daemon struct {
+	log     zerolog.Logger
+	metrics *metrics.Set
+	pool    *discovery.Pool
+	source  discovery.Source
+	router  *router.Router
+	api     *fasthttp.Server
+	admin   *fasthttp.Server
+	apiLn   net.Listener
+	adminLn net.Listener
+	closers []func()
+}
+
+// newDaemon builds a daemon from cfg. src, when not nil, replaces the source
+// named in cfg (the demo's embedded pool).
+func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, error) {
+	d := &daemon{log: log, metrics: metrics.NewSet()}
+	d.pool = discovery.NewPool(discovery.WithLogger(log))
+	if src == nil {
+		var err error
+		if src, err = d.newSource(cfg); err != nil {
+			return nil, err
+		}
+	}
+	d.source = src
+	rt, err := router.New(d.pool, balancer.NewWeighted(d.pool), cfg.Router, router.WithLogger(log))
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	d.router = rt
+	d.api = &fasthttp.Server{
+		Handler:               rt.Handler,
+		ErrorHandler:          rt.ErrorHandler,
+		Name:                  "modelgate",
+		MaxRequestBodySize:    rt.MaxBodySize(),
+		ReadTimeout:           60 * time.Second, // reading one request; never the reply
+		IdleTimeout:           2 * time.Minute,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+	}
+	d.admin = &fasthttp.Server{Handler: d.adminHandler, Name: "modelgate-admin", NoDefaultServerHeader: true}
+	if d.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		d.close()
+		return nil, fmt.Errorf("api listener: %w", err)
+	}
+	if d.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+		d.close()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	return d, nil
+}
+
+func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
+	if cfg.Discovery.Static != "" {
+		return static.NewFile(cfg.Discovery.Static, time.Second, d.log), nil
+	}
+	n := cfg.Discovery.Nacos
+	client, err := nacos.Dial(nacos.ClientConfig{
+		Servers: n.Servers, Namespace: n.Namespace, Username: n.Username, Password: n.Password,
+		CacheDir: filepath.Join(n.CacheDir, "cache"), LogDir: filepath.Join(n.CacheDir, "log"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, client.Close)
+	return nacos.NewWatcher(client, nacos.Options{
+		Groups: n.Groups, ListInterval: n.ListInterval, ReconcileInterval: n.ReconcileInterval,
+		Empty: nacos.EmptyPolicy(n.EmptyPolicy), EmptyGrace: n.EmptyGrace,
+		Logger: &d.log, Metrics: d.metrics,
+	})
+}
+
+// run serves until ctx is done, then shuts down gracefully: the listeners
+// stop accepting, in-flight requests and streams get shutdownGrace to end.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.close()
+	bg, stopBg := context.WithCancel(context.Background())
+	defer stopBg()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	wg.Go(func() { errc <- ignoreCanceled(d.source.Run(bg, d.pool)) })
+	wg.Go(func() { errc <- ignoreCanceled(d.router.Run(bg)) })
+	wg.Go(func() { errc <- d.api.Serve(d.apiLn) })
+	wg.Go(func() { errc <- d.admin.Serve(d.adminLn) })
+	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).Msg("modelgate serving")
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc: // a component failed on its own
+		if err != nil {
+			d.log.Error().Err(err).Msg("shutting down")
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if serr := d.api.ShutdownWithContext(sctx); serr != nil {
+		d.log.Warn().Err(serr).Msg("api shutdown")
+	}
+	_ = d.admin.ShutdownWithContext(sctx)
+	stopBg()
+	wg.Wait()
+	return err
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (d *daemon) close() {
+	for _, c := range d.closers {
+		c()
+	}
+	d.closers = nil
+}
+
+// adminHandler serves the admin listener.
+func (d *daemon) adminHandler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/metrics":
+		ctx.SetContentType("text/plain; version=0.0.4")
+		d.metrics.WritePrometheus(ctx)
+		metrics.WriteProcessMetrics(ctx)
+	case "/healthz", "/readyz":
+		d.router.Handler(ctx)
+	default:
+		ctx.Error("not found", fasthttp.StatusNotFound)
+	}
+}
+
+func newLogger(level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("log_level: %w", err)
+	}
+	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
+}

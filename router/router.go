@@ -1,0 +1,170 @@
+package router
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/discovery"
+)
+
+// Router serves the OpenAI API over a pool of instances. Create it with New,
+// start its housekeeping with Run, and serve Handler with a fasthttp.Server.
+// Handler is safe for concurrent use; Reload swaps the route table without
+// disturbing requests in flight.
+type Router struct {
+	pool      *discovery.Pool
+	picker    balancer.Picker
+	log       zerolog.Logger
+	now       func() time.Time
+	upstreams *upstreams
+	cfg       atomic.Pointer[Config]
+	routes    atomic.Pointer[table]
+}
+
+// Option configures a Router.
+type Option func(*Router)
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(r *Router) { r.log = l } }
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = now } }
+
+// WithUpstreamTLS sets the TLS configuration for instances with scheme
+// https (default: the system roots).
+func WithUpstreamTLS(c *tls.Config) Option { return func(r *Router) { r.upstreams.tlsConfig = c } }
+
+// New returns a Router over pool, picking with picker.
+func New(pool *discovery.Pool, picker balancer.Picker, cfg Config, opts ...Option) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Router{pool: pool, picker: picker, log: zerolog.Nop(), now: time.Now,
+		upstreams: newUpstreams(cfg.ConnectTimeout, nil)}
+	for _, o := range opts {
+		o(r)
+	}
+	r.cfg.Store(&cfg)
+	r.routes.Store(newTable(cfg.Routes))
+	return r, nil
+}
+
+// Reload validates cfg and, if it is good, serves it from the next request
+// on. A bad cfg changes nothing and is returned as an error.
+func (r *Router) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r.cfg.Store(&cfg)
+	r.routes.Store(newTable(cfg.Routes))
+	return nil
+}
+
+// Config returns the configuration in force, defaults filled.
+func (r *Router) Config() Config { return *r.cfg.Load() }
+
+// Run drops the connections of instances that leave the pool, until ctx is
+// done.
+func (r *Router) Run(ctx context.Context) error {
+	for {
+		snap := r.pool.Snapshot()
+		r.upstreams.prune(snap)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-snap.Changed():
+		}
+	}
+}
+
+// MaxBodySize is the request body limit, for fasthttp.Server.MaxRequestBodySize.
+func (r *Router) MaxBodySize() int { return r.cfg.Load().MaxBodySize }
+
+// Handler serves the API.
+func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/v1/chat/completions", "/v1/completions", "/v1/embeddings":
+		r.serveModel(ctx)
+	case "/v1/models":
+		r.serveModels(ctx)
+	case "/healthz":
+		ctx.SetBodyString("ok\n")
+	case "/readyz":
+		r.serveReady(ctx)
+	default:
+		errNoRoute.write(ctx)
+	}
+}
+
+// ErrorHandler answers the errors fasthttp.Server meets before Handler runs,
+// such as a body over the limit; set it as fasthttp.Server.ErrorHandler.
+func (r *Router) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	if err == fasthttp.ErrBodyTooLarge {
+		errBodyTooLarge.write(ctx)
+		return
+	}
+	(&apiError{status: 400, typ: typeInvalidRequest, message: "cannot parse request: " + err.Error()}).write(ctx)
+}
+
+func (r *Router) serveReady(ctx *fasthttp.RequestCtx) {
+	select {
+	case <-r.pool.Synced():
+		ctx.SetBodyString("ready\n")
+	default:
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("discovery has not synced yet\n")
+	}
+}
+
+type modelList struct {
+	Object string       `json:"object"`
+	Data   []modelEntry `json:"data"`
+}
+
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// serveModels lists every route name, aliases included, whose service has a
+// usable instance.
+func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() {
+		errMethod.write(ctx)
+		return
+	}
+	snap := r.pool.Snapshot()
+	list := modelList{Object: "list", Data: []modelEntry{}}
+	for _, rt := range r.routes.Load().routes {
+		if !hasUsable(snap.Service(rt.serviceKey)) {
+			continue
+		}
+		for _, name := range append([]string{rt.Model}, rt.Aliases...) {
+			list.Data = append(list.Data, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
+		}
+	}
+	body, _ := json.Marshal(list)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+func hasUsable(svc *discovery.Service) bool {
+	if svc == nil {
+		return false
+	}
+	for _, in := range svc.Instances {
+		if in.Usable() {
+			return true
+		}
+	}
+	return false
+}
