@@ -68,11 +68,11 @@ Try:
   curl localhost:%s/v1/chat/completions -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
   curl -N localhost:%s/v1/chat/completions -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 Ctrl-C stops.
-`, len(entries), d.apiLn.Addr(), d.adminLn.Addr(), port(d.apiLn.Addr().String()), port(d.apiLn.Addr().String()))
+`, len(entries), d.apiLn.Addr(), d.adminLn.Addr(), portOf(d.apiLn.Addr().String()), portOf(d.apiLn.Addr().String()))
 	return d.run(ctx)
 }
 
-func port(addr string) string {
+func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
 }

@@ -12,9 +12,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
 // fakeClient is an in-memory Nacos. With pushes off, changes are visible
 // only through Instances, as when the SDK loses a push.

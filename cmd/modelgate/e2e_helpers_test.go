@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/rs/zerolog"
+
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/router"
+)
+
+// testDaemon is a modelgate daemon running in the test process on loopback.
+type testDaemon struct {
+	*daemon
+	api, admin string
+}
+
+// startDaemon runs a daemon with cfg (listeners forced to loopback port 0)
+// until the test ends.
+func startDaemon(t *testing.T, cfg *Config) *testDaemon {
+	t.Helper()
+	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	if cfg.Discovery.Nacos != nil && cfg.Discovery.Nacos.CacheDir == "" {
+		cfg.Discovery.Nacos.CacheDir = t.TempDir()
+	}
+	if err := cfg.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(cfg, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	select {
+	case <-d.pool.Synced():
+	case <-time.After(20 * time.Second):
+		t.Fatal("discovery did not sync within 20s")
+	}
+	return &testDaemon{daemon: d, api: d.apiLn.Addr().String(), admin: d.adminLn.Addr().String()}
+}
+
+// waitPool waits, on pool change events, until cond holds for service key.
+func (d *testDaemon) waitPool(t *testing.T, key string, within time.Duration, cond func([]*discovery.Instance) bool) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for s := d.pool.Snapshot(); ; {
+		var list []*discovery.Instance
+		if svc := s.Service(key); svc != nil {
+			list = svc.Instances
+		}
+		if cond(list) {
+			return time.Since(begin)
+		}
+		var err error
+		if s, err = d.pool.WaitChange(ctx, s.Version); err != nil {
+			t.Fatalf("pool of %s: condition not met within %v", key, within)
+		}
+	}
+}
+
+// client is an official OpenAI client pointed at the daemon. SDK retries
+// are off so that every request is counted once.
+func (d *testDaemon) client() openai.Client {
+	return openai.NewClient(
+		option.WithBaseURL("http://"+d.api+"/v1/"),
+		option.WithAPIKey("sk-test"),
+		option.WithMaxRetries(0),
+		option.WithRequestTimeout(30*time.Second),
+	)
+}
+
+func chat(ctx context.Context, c openai.Client, model string) (*openai.ChatCompletion, error) {
+	return c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:    model,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello there")},
+	})
+}
+
+// apiStatus returns the HTTP status of an OpenAI API error, or 0.
+func apiStatus(err error) (int, *openai.Error) {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		return apiErr.StatusCode, apiErr
+	}
+	return 0, nil
+}
+
+func startMock(t *testing.T, name string, cfg mockllm.Config) *mockllm.Server {
+	t.Helper()
+	cfg.Name = name
+	s, err := mockllm.Start("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func uniqueGroup(prefix string) string { return fmt.Sprintf("%s_%d", prefix, rand.Uint32()) }
+
+func nacosConfig(addr, group, service string, policy string) *Config {
+	return &Config{
+		Discovery: DiscoveryConfig{Nacos: &NacosConfig{
+			Servers: []string{addr}, Groups: []string{group},
+			ListInterval: time.Second, ReconcileInterval: time.Second, EmptyPolicy: policy,
+		}},
+		Router: router.Config{Routes: []router.Route{{Model: "chat", Service: service}}},
+	}
+}
+
+// get fetches a URL and returns status and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b = append(b, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, string(b)
+}
+
+func port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// safeBuffer collects a command's output and wakes waiters on each write.
+type safeBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{}
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wrote != nil {
+		close(b.wrote)
+		b.wrote = nil
+	}
+	return b.buf.Write(p)
+}
+
+// waitFor waits until the output holds prefix and returns the word after it.
+func (b *safeBuffer) waitFor(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		b.mu.Lock()
+		s := b.buf.String()
+		if _, after, ok := strings.Cut(s, prefix); ok {
+			b.mu.Unlock()
+			return strings.Fields(after)[0]
+		}
+		if b.wrote == nil {
+			b.wrote = make(chan struct{})
+		}
+		wrote := b.wrote
+		b.mu.Unlock()
+		select {
+		case <-wrote:
+		case <-deadline:
+			t.Fatalf("output never showed %q: %s", prefix, s)
+		}
+	}
+}

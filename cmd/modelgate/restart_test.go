@@ -1,0 +1,68 @@
+//go:build !race
+
+// Built without -race: nacos-sdk-go races with itself when the server goes
+// away (docs/decisions/0002-nacos-restart-tests-without-race.md).
+
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/nacostest"
+)
+
+// TestNacosRestartUnderTraffic stops Nacos while requests flow: they keep
+// being served from the last known pool; when Nacos is back, a new
+// registration is picked up.
+func TestNacosRestartUnderTraffic(t *testing.T) {
+	srv := nacostest.StartPrivate(t, 28858)
+	group := uniqueGroup("E2ERESTART")
+	key := discovery.ServiceKey(group, "qwen")
+	m1 := startMock(t, "m1", mockllm.Config{})
+	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", port(m1.Addr()), 1, nil)
+	d := startDaemon(t, nacosConfig(srv.Addr(), group, "qwen", "keep"))
+	d.waitPool(t, key, 10*time.Second, func(l []*discovery.Instance) bool { return len(l) == 1 })
+
+	c := d.client()
+	ctx, stop := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if _, err := chat(ctx, c, "chat"); err != nil && ctx.Err() == nil {
+				failed.Add(1)
+				t.Errorf("request failed while Nacos was down: %v", err)
+			} else if err == nil {
+				ok.Add(1)
+			}
+		}
+	})
+
+	srv.Stop(t)
+	before := ok.Load()
+	srv.Start(t) // takes ~10 s: traffic flows all along
+	if served := ok.Load() - before; served < 100 {
+		t.Errorf("only %d requests served while Nacos was down", served)
+	}
+
+	m2 := startMock(t, "m2", mockllm.Config{})
+	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", port(m2.Addr()), 1, nil)
+	d.waitPool(t, key, 20*time.Second, func(l []*discovery.Instance) bool { return len(l) == 2 })
+	for i := 0; m2.Requests() == 0; i++ {
+		if i == 500 {
+			t.Fatal("the new instance got none of 500 requests")
+		}
+		if _, err := chat(ctx, c, "chat"); err != nil {
+			t.Fatalf("chat: %v", err)
+		}
+	}
+	stop()
+	wg.Wait()
+	t.Logf("served %d requests, %d failed", ok.Load(), failed.Load())
+}

@@ -1,0 +1,135 @@
+package nacos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/nacostest"
+)
+
+// These tests run against a real Nacos server (see internal/nacostest).
+
+func uniqueGroup(prefix string) string { return fmt.Sprintf("%s_%d", prefix, rand.Uint32()) }
+
+// runWatcher starts a Watcher on a real SDK client and returns its pool.
+func runWatcher(t *testing.T, addr string, opts Options) (*discovery.Pool, *Watcher) {
+	t.Helper()
+	dir := t.TempDir()
+	client, err := Dial(ClientConfig{Servers: []string{addr},
+		CacheDir: filepath.Join(dir, "cache"), LogDir: filepath.Join(dir, "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ReconcileInterval == 0 {
+		opts.ReconcileInterval = time.Second
+	}
+	if opts.ListInterval == 0 {
+		opts.ListInterval = time.Second
+	}
+	w, err := NewWatcher(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := discovery.NewPool()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, pool) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+		client.Close()
+	})
+	return pool, w
+}
+
+// eventually polls cond until it holds or within passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func instances(pool *discovery.Pool, key string) []*discovery.Instance {
+	if svc := pool.Snapshot().Service(key); svc != nil {
+		return svc.Instances
+	}
+	return nil
+}
+
+func TestRealNacosLifecycle(t *testing.T) {
+	addr := nacostest.Addr(t)
+	group := uniqueGroup("IT")
+	key := discovery.ServiceKey(group, "qwen")
+	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41001, 3, map[string]string{"version": "v1", "gpu": "a100"})
+	b := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41002, 1, map[string]string{"version": "v2"})
+
+	pool, _ := runWatcher(t, addr, Options{Groups: []string{group}, Empty: EmptyApply})
+	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 2 })
+	got := instances(pool, key)
+	if got[0].Version != "v1" || got[0].Tags["gpu"] != "a100" || got[0].Weight != 3 || got[1].Version != "v2" {
+		t.Fatalf("metadata not carried: %+v / %+v", got[0], got[1])
+	}
+
+	begin := time.Now()
+	b.Deregister()
+	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
+	t.Logf("deregistration reached the pool in %v", time.Since(begin))
+
+	b.Reregister()
+	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 2 })
+
+	// Nacos sends subscribers only enabled instances: a disabled one leaves
+	// the list, and comes back when enabled again.
+	a.Update(3, false)
+	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool {
+		l := instances(pool, key)
+		return len(l) == 1 && l[0].Port == 41002
+	})
+	a.Update(5, true)
+	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool {
+		l := instances(pool, key)
+		return len(l) == 2 && l[0].Weight == 5
+	})
+
+	// Every instance gone, under EmptyApply: the pool empties.
+	a.Deregister()
+	b.Deregister()
+	waitFor(t, pool, 3*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) <= 0 })
+}
+
+func TestRealNacosEmptyKeep(t *testing.T) {
+	addr := nacostest.Addr(t)
+	group := uniqueGroup("ITKEEP")
+	key := discovery.ServiceKey(group, "qwen")
+	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41011, 1, nil)
+	set := metrics.NewSet()
+	pool, w := runWatcher(t, addr, Options{Groups: []string{group}, Empty: EmptyKeep, EmptyGrace: time.Hour, Metrics: set})
+	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
+
+	a.Deregister()
+	eventually(t, 5*time.Second, "empty list held", func() bool { return w.held() == 1 })
+	if n := count(key)(pool.Snapshot()); n != 1 {
+		t.Fatalf("pool has %d instances, want the last good 1", n)
+	}
+	// A new registration replaces the held list at once.
+	a.Reregister()
+	eventually(t, 5*time.Second, "hold released", func() bool { return w.held() == 0 })
+	if n := count(key)(pool.Snapshot()); n != 1 {
+		t.Fatalf("pool has %d instances", n)
+	}
+}
