@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,28 +129,6 @@ func nacosConfig(addr, group, service string, policy string) *Config {
 		}},
 		Router: router.Config{Routes: []router.Route{{Model: "chat", Service: service}}},
 	}
-}
-
-// get fetches a URL and returns status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, string(b)
 }
 
 func port(addr string) int {
