@@ -42,7 +42,7 @@ check:
 # in a second pass.
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(GO) test -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/
+	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/
 
 # A short run of each fuzz target; seeds live in testdata/fuzz.
 fuzz:

@@ -1,8 +1,11 @@
 package router
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -30,8 +33,12 @@ type Route struct {
 	// Retries is how many other instances are tried after a failure before
 	// the first byte reached the client. Default 0.
 	Retries int `yaml:"retries"`
+	// Fallback names routes tried in order when this one has no usable
+	// instance or every attempt failed.
+	Fallback []string `yaml:"fallback"`
 
 	serviceKey string
+	meters     *modelMeters
 }
 
 // Config is the router's configuration. Zero values take the defaults.
@@ -44,6 +51,53 @@ type Config struct {
 	MaxBodySize int `yaml:"max_body_size"`
 	// ConnectTimeout caps dialing an instance. Default 3s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Passthrough lists path prefixes (such as "/v1/audio/") forwarded byte
+	// for byte to an instance of the route named by the request's "model"
+	// field (JSON or multipart form) or its X-Modelgate-Model header. Other
+	// paths get 404.
+	Passthrough []string `yaml:"passthrough"`
+	// Consumers are the API keys allowed in. None means no key is required.
+	Consumers []Consumer `yaml:"consumers"`
+	// Credentials are upstream secrets that instances name in their
+	// cred_ref metadata; each is sent to the instance as a bearer token.
+	Credentials map[string]Credential `yaml:"credentials"`
+	// AccessLog configures the per-request log line.
+	AccessLog AccessLogConfig `yaml:"access_log"`
+	// InjectUsage asks instances for usage on streams whose client did not
+	// (stream_options.include_usage) and removes that chunk from the
+	// client's stream. Default true; set false for servers that reject it.
+	InjectUsage *bool `yaml:"inject_usage"`
+}
+
+// Consumer is one API key holder.
+type Consumer struct {
+	Name string `yaml:"name"`
+	// KeySHA256 is the hex SHA-256 of the key; the key itself is never
+	// stored. `printf %s "$KEY" | sha256sum` computes it.
+	KeySHA256 string `yaml:"key_sha256"`
+	// Models the consumer may use (route names or aliases); empty means all.
+	Models []string `yaml:"models"`
+
+	hash    []byte
+	allowed map[string]bool
+}
+
+// Credential is where an upstream secret is read from: an environment
+// variable or a file. It is read when the config is loaded.
+type Credential struct {
+	Env  string `yaml:"env"`
+	File string `yaml:"file"`
+
+	secret string
+}
+
+// AccessLogConfig configures the access log.
+type AccessLogConfig struct {
+	// Disabled turns the access log off.
+	Disabled bool `yaml:"disabled"`
+	// Sample is the fraction of successful requests logged; errors are
+	// always logged. Default 1.
+	Sample float64 `yaml:"sample"`
 }
 
 const (
@@ -66,6 +120,23 @@ func (c *Config) Validate() error {
 		c.ConnectTimeout = defaultConnectTimeout
 	}
 	var errs []error
+	errs = append(errs, c.validateConsumers()...)
+	errs = append(errs, c.loadCredentials()...)
+	if c.AccessLog.Sample == 0 {
+		c.AccessLog.Sample = 1
+	}
+	if c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
+		errs = append(errs, fmt.Errorf("access_log.sample: %v, want 0 to 1", c.AccessLog.Sample))
+	}
+	if c.InjectUsage == nil {
+		t := true
+		c.InjectUsage = &t
+	}
+	for i, p := range c.Passthrough {
+		if !strings.HasPrefix(p, "/") {
+			errs = append(errs, fmt.Errorf("passthrough[%d]: %q must start with /", i, p))
+		}
+	}
 	names := map[string]int{}
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -97,7 +168,70 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d, want 0 to 10", field("retries"), r.Retries))
 		}
 	}
+	for i, r := range c.Routes {
+		for _, f := range r.Fallback {
+			if _, ok := names[f]; !ok || f == r.Model {
+				errs = append(errs, fmt.Errorf("routes[%d].fallback: %q is not another route", i, f))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateConsumers() []error {
+	var errs []error
+	seen := map[string]bool{}
+	for i := range c.Consumers {
+		cs := &c.Consumers[i]
+		field := func(f string) string { return fmt.Sprintf("consumers[%d].%s", i, f) }
+		if cs.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: required", field("name")))
+		}
+		if seen[cs.Name] {
+			errs = append(errs, fmt.Errorf("%s: %q used twice", field("name"), cs.Name))
+		}
+		seen[cs.Name] = true
+		h, err := hex.DecodeString(cs.KeySHA256)
+		if err != nil || len(h) != sha256.Size {
+			errs = append(errs, fmt.Errorf("%s: want 64 hex digits", field("key_sha256")))
+		}
+		cs.hash = h
+		cs.allowed = nil
+		if len(cs.Models) > 0 {
+			cs.allowed = map[string]bool{}
+			for _, m := range cs.Models {
+				cs.allowed[m] = true
+			}
+		}
+	}
+	return errs
+}
+
+func (c *Config) loadCredentials() []error {
+	var errs []error
+	for name, cr := range c.Credentials {
+		switch {
+		case (cr.Env == "") == (cr.File == ""):
+			errs = append(errs, fmt.Errorf("credentials.%s: set env or file", name))
+			continue
+		case cr.Env != "":
+			v, ok := os.LookupEnv(cr.Env)
+			if !ok || v == "" {
+				errs = append(errs, fmt.Errorf("credentials.%s: environment variable %s is not set", name, cr.Env))
+				continue
+			}
+			cr.secret = v
+		default:
+			b, err := os.ReadFile(cr.File)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("credentials.%s: %w", name, err))
+				continue
+			}
+			cr.secret = strings.TrimSpace(string(b))
+		}
+		c.Credentials[name] = cr
+	}
+	return errs
 }
 
 // ServiceKey is the pool key of the route's service, valid once the route

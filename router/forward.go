@@ -1,12 +1,10 @@
 package router
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net"
-	"time"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -14,97 +12,189 @@ import (
 
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
-	"github.com/modelgate/modelgate/internal/sse"
 )
 
+// requestIDHeader carries the request's ID to the instance and back to the
+// client; a client's own ID is kept.
+const requestIDHeader = "X-Request-Id"
+
+// tagsHeader narrows a route's instances per request: "gpu=h100,tier=fast".
+const tagsHeader = "X-Modelgate-Tags"
+
+// begin starts the exchange of a request: its clock, ID and consumer.
+func (r *Router) begin(ctx *fasthttp.RequestCtx, api string) (*exchange, *Config) {
+	x := newExchange(r.now())
+	x.api = api
+	if id := ctx.Request.Header.Peek(requestIDHeader); len(id) > 0 && len(id) <= 128 {
+		x.requestID = string(id)
+	} else {
+		x.requestID = newRequestID()
+	}
+	ctx.Response.Header.Set(requestIDHeader, x.requestID)
+	return x, r.cfg.Load()
+}
+
+// fail answers the request with e and finishes its exchange.
+func (r *Router) fail(ctx *fasthttp.RequestCtx, x *exchange, e *apiError) {
+	e.write(ctx)
+	ctx.Response.Header.Set(requestIDHeader, x.requestID)
+	x.status, x.errMsg = e.status, e.message
+	r.finish(x, r.now())
+}
+
 // serveModel forwards a model request: chat, completions, embeddings.
-func (r *Router) serveModel(ctx *fasthttp.RequestCtx) {
+func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
+	x, cfg := r.begin(ctx, api)
 	if !ctx.IsPost() {
-		errMethod.write(ctx)
+		r.fail(ctx, x, errMethod)
 		return
 	}
+	consumer, aerr := authenticate(ctx, cfg.Consumers)
+	if aerr != nil {
+		r.fail(ctx, x, aerr)
+		return
+	}
+	x.consumer = consumer
 	body := ctx.PostBody()
-	if len(body) > r.cfg.Load().MaxBodySize {
-		errBodyTooLarge.write(ctx)
+	if len(body) > cfg.MaxBodySize {
+		r.fail(ctx, x, errBodyTooLarge)
 		return
 	}
 	if !gjson.ValidBytes(body) {
-		errMalformed("syntax error").write(ctx)
+		r.fail(ctx, x, errMalformed("syntax error"))
 		return
 	}
 	model := gjson.GetBytes(body, "model")
 	if model.Type != gjson.String || model.Str == "" {
-		errMissingModel.write(ctx)
+		r.fail(ctx, x, errMissingModel)
 		return
 	}
+	x.model = model.Str
 	rt := r.routes.Load().byName[model.Str]
 	if rt == nil {
-		errUnknownModel(model.Str).write(ctx)
+		r.fail(ctx, x, errUnknownModel(model.Str))
 		return
 	}
-	if rt.UpstreamModel != "" && rt.UpstreamModel != model.Str {
-		var err error
-		if body, err = sjson.SetBytes(body, "model", rt.UpstreamModel); err != nil {
-			errMalformed(err.Error()).write(ctx)
-			return
+	x.route, x.meters = rt, rt.meters
+	if !consumer.allows(rt) {
+		r.fail(ctx, x, errModelNotAllowed(model.Str))
+		return
+	}
+	x.stream = api != "embeddings" && gjson.GetBytes(body, "stream").Bool()
+	if x.stream && *cfg.InjectUsage && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
+		if b, err := sjson.SetBytes(body, "stream_options.include_usage", true); err == nil {
+			body, x.stripUsage = b, true
 		}
 	}
-	stream := gjson.GetBytes(body, "stream").Bool()
-	r.forward(ctx, rt, model.Str, body, stream)
+	x.promptLen = promptBytes(body)
+	tags, terr := parseTags(ctx.Request.Header.Peek(tagsHeader))
+	if terr != nil {
+		r.fail(ctx, x, terr)
+		return
+	}
+	r.forward(ctx, x, rt, body, tags)
 }
 
-// forward tries up to 1+rt.Retries instances and relays the first reply that
-// is not a retryable failure.
-func (r *Router) forward(ctx *fasthttp.RequestCtx, rt *Route, model string, body []byte, stream bool) {
-	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: model, Tags: rt.Tags}
+// forward tries the route, then its fallbacks, and relays the first reply
+// that is not a retryable failure.
+func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string) {
+	var lastErr *apiError
+	routes := r.routes.Load()
+	for i, name := range append([]string{""}, rt.Fallback...) {
+		cur := rt
+		if i > 0 {
+			if cur = routes.byName[name]; cur == nil {
+				continue
+			}
+			x.route, x.meters = cur, cur.meters
+		}
+		done, err := r.attempts(ctx, x, cur, body, tags)
+		if done {
+			return
+		}
+		lastErr = err
+	}
+	r.fail(ctx, x, lastErr)
+}
+
+// attempts tries up to 1+rt.Retries instances of one route. It reports
+// whether the request was answered; if not, the error to answer with.
+func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string) (bool, *apiError) {
+	upBody := body
+	if x.api != "passthrough" && rt.UpstreamModel != "" && rt.UpstreamModel != x.model {
+		b, err := sjson.SetBytes(body, "model", rt.UpstreamModel)
+		if err != nil {
+			return false, errMalformed(err.Error())
+		}
+		upBody = b
+	}
+	merged := rt.Tags
+	if len(tags) > 0 {
+		merged = mergeTags(rt.Tags, tags)
+	}
+	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: x.model, Tags: merged}
 	var lastErr *apiError
 	for attempt := 0; attempt <= rt.Retries; attempt++ {
 		picked, err := r.picker.Pick(&breq)
 		if err != nil {
 			if lastErr == nil {
-				lastErr = errNoInstance(model)
+				lastErr = errNoInstance(x.model)
 			}
-			break
+			return false, lastErr
 		}
+		x.attempts++
 		in := picked.Instance
+		x.instance = in.Addr()
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
-		r.buildUpstream(ctx, req, in, body)
+		r.buildUpstream(ctx, req, in, upBody, x.requestID)
 		req.SetTimeout(rt.Timeout)
-		resp.StreamBody = stream
+		resp.StreamBody = x.stream
 		start := r.now()
 		err = r.upstreams.get(in).Do(req, resp)
 		fasthttp.ReleaseRequest(req)
+		im := r.meters.instance(in)
 
 		if err != nil {
 			fasthttp.ReleaseResponse(resp)
+			im.request(0).Inc()
 			picked.Done(balancer.Result{Err: err, Latency: r.now().Sub(start)})
 			lastErr = classify(err)
 			breq.Exclude = append(breq.Exclude, in.ID())
 			continue
 		}
 		status := resp.StatusCode()
+		im.request(status).Inc()
 		if retryable(status) && attempt < rt.Retries {
-			resp.SetConnectionClose() // do not wait to drain a body nobody reads
+			resp.SetConnectionClose() // do not drain a body nobody reads
 			fasthttp.ReleaseResponse(resp)
 			picked.Done(balancer.Result{Status: status, Latency: r.now().Sub(start), Err: errStatus})
 			breq.Exclude = append(breq.Exclude, in.ID())
 			continue
 		}
-		if stream && resp.BodyStream() != nil && bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
-			r.relayStream(ctx, resp, picked, start, rt.FirstByteTimeout)
-			return
+		x.status = status
+		if x.stream && resp.BodyStream() != nil && bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
+			r.relayStream(ctx, x, resp, picked, start, rt.FirstByteTimeout)
+			return true, nil
 		}
+		x.stream = false // an error or a whole reply, even if a stream was asked
 		r.relayWhole(ctx, resp)
+		if status == fasthttp.StatusOK {
+			x.usage = usageFromJSON(ctx.Response.Body())
+			if !x.usage.found {
+				x.outLen = len(gjson.GetBytes(ctx.Response.Body(), "choices.0.message.content").Str)
+			}
+		}
 		fasthttp.ReleaseResponse(resp)
 		res := balancer.Result{Status: status, Latency: r.now().Sub(start)}
-		if status >= 500 || status == 429 {
+		if retryable(status) {
 			res.Err = errStatus
 		}
 		picked.Done(res)
-		return
+		r.finish(x, r.now())
+		return true, nil
 	}
-	lastErr.write(ctx)
+	return false, lastErr
 }
 
 var errStatus = errors.New("router: upstream answered with an error status")
@@ -129,14 +219,22 @@ var hopHeaders = []string{
 }
 
 // buildUpstream fills req for instance in. The client's Authorization is
-// never forwarded.
-func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, in *discovery.Instance, body []byte) {
+// never forwarded; the instance's own credential, if it names one, is.
+func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, in *discovery.Instance, body []byte, requestID string) {
 	ctx.Request.Header.CopyTo(&req.Header)
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
 	}
-	req.Header.Del("Authorization")
+	req.Header.Del(fasthttp.HeaderAuthorization)
+	req.Header.Del(tagsHeader)
+	req.Header.Del(modelHeader)
 	req.Header.Del("Accept-Encoding") // replies are relayed as they come: keep them plain
+	if in.CredRef != "" {
+		if cred, ok := r.cfg.Load().Credentials[in.CredRef]; ok {
+			req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+cred.secret)
+		}
+	}
+	req.Header.Set(requestIDHeader, requestID)
 	req.Header.SetHost(in.Addr())
 	uri := req.URI()
 	uri.SetScheme(in.Scheme)
@@ -167,74 +265,39 @@ func (r *Router) relayWhole(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 func copyHeaders(dst, src *fasthttp.ResponseHeader) {
 	for k, v := range src.All() {
 		switch string(k) {
-		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Date", "Server", "Trailer", "Upgrade":
+		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Date", "Server", "Trailer", "Upgrade", requestIDHeader:
 			continue
 		}
 		dst.AddBytesKV(k, v)
 	}
 }
 
-// relayStream relays an SSE reply event by event. It owns resp from here on.
-// The stream writer runs after the handler has returned: it must not touch
-// ctx, only the values copied into it here.
-func (r *Router) relayStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, picked balancer.Picked,
-	start time.Time, firstByte time.Duration) {
-	ctx.SetStatusCode(resp.StatusCode())
-	copyHeaders(&ctx.Response.Header, &resp.Header)
-	ctx.Response.Header.Set("Cache-Control", "no-cache")
-	ctx.Response.Header.Set("X-Accel-Buffering", "no")
-	ctx.Response.ImmediateHeaderFlush = true
-	now := r.now
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		// A silent upstream is cut at the first-event deadline.
-		watchdog := time.AfterFunc(firstByte, func() { _ = resp.CloseBodyStream() })
-		res := balancer.Result{Status: resp.StatusCode()}
-		done := false
-		rd := sse.NewReader(resp.BodyStream(), 0)
-		for {
-			raw, data, err := rd.Next()
-			if err != nil {
-				if !done { // cut short: never return this connection to the pool
-					resp.SetConnectionClose()
-					if errors.Is(err, io.EOF) {
-						err = io.ErrUnexpectedEOF
-					}
-					res.Err = err
-					writeStreamError(w, err)
-				}
-				break
-			}
-			if res.TTFT == 0 {
-				watchdog.Stop()
-				res.TTFT = now().Sub(start)
-			}
-			if sse.IsDone(data) {
-				done = true
-			}
-			if _, err := w.Write(raw); err != nil {
-				res.Err = err
-				resp.SetConnectionClose()
-				break
-			}
-			if err := w.Flush(); err != nil { // the client went away
-				res.Err = err
-				resp.SetConnectionClose()
-				break
-			}
+// parseTags reads "k=v,k2=v2".
+func parseTags(h []byte) (map[string]string, *apiError) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	tags := map[string]string{}
+	for part := range strings.SplitSeq(string(h), ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || k == "" {
+			return nil, &apiError{status: 400, typ: typeInvalidRequest, code: "invalid_tags",
+				message: tagsHeader + ": want key=value pairs separated by commas"}
 		}
-		watchdog.Stop()
-		fasthttp.ReleaseResponse(resp) // closes the upstream body stream
-		res.Latency = now().Sub(start)
-		picked.Done(res)
-	})
+		tags[k] = v
+	}
+	return tags, nil
 }
 
-// writeStreamError ends a stream whose upstream failed after the first byte
-// with an SSE error event. It is never retried.
-func writeStreamError(w *bufio.Writer, cause error) {
-	e := errUpstream("stream interrupted: " + cause.Error())
-	_, _ = w.WriteString("data: ")
-	_, _ = w.Write(e.appendJSON(nil))
-	_, _ = w.WriteString("\n\n")
-	_ = w.Flush()
+// mergeTags returns the route's tags narrowed by the request's: a request
+// may add tags, or repeat the route's, but never loosen them.
+func mergeTags(route, req map[string]string) map[string]string {
+	out := make(map[string]string, len(route)+len(req))
+	for k, v := range req {
+		out[k] = v
+	}
+	for k, v := range route {
+		out[k] = v // the route's own tags win
+	}
+	return out
 }

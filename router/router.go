@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -24,6 +26,8 @@ type Router struct {
 	log       zerolog.Logger
 	now       func() time.Time
 	upstreams *upstreams
+	meters    *meters
+	access    zerolog.Logger
 	cfg       atomic.Pointer[Config]
 	routes    atomic.Pointer[table]
 }
@@ -33,6 +37,14 @@ type Option func(*Router)
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(r *Router) { r.log = l } }
+
+// WithMetrics registers the router's metrics in set (default: a private
+// set, which WritePrometheus still serves).
+func WithMetrics(set *metrics.Set) Option { return func(r *Router) { r.meters = newMeters(set) } }
+
+// WithAccessLog sets the access logger, one JSON line per request
+// (default: none).
+func WithAccessLog(l zerolog.Logger) Option { return func(r *Router) { r.access = l } }
 
 // WithClock sets the clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = now } }
@@ -46,14 +58,23 @@ func New(pool *discovery.Pool, picker balancer.Picker, cfg Config, opts ...Optio
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Router{pool: pool, picker: picker, log: zerolog.Nop(), now: time.Now,
-		upstreams: newUpstreams(cfg.ConnectTimeout, nil)}
+	r := &Router{pool: pool, picker: picker, log: zerolog.Nop(), access: zerolog.Nop(), now: time.Now,
+		upstreams: newUpstreams(cfg.ConnectTimeout, nil), meters: newMeters(metrics.NewSet())}
 	for _, o := range opts {
 		o(r)
 	}
-	r.cfg.Store(&cfg)
-	r.routes.Store(newTable(cfg.Routes))
+	r.install(&cfg)
 	return r, nil
+}
+
+// install makes a validated cfg the one in force.
+func (r *Router) install(cfg *Config) {
+	t := newTable(cfg.Routes)
+	for _, rt := range t.routes {
+		rt.meters = r.meters.model(rt.Model)
+	}
+	r.cfg.Store(cfg)
+	r.routes.Store(t)
 }
 
 // Reload validates cfg and, if it is good, serves it from the next request
@@ -62,8 +83,7 @@ func (r *Router) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	r.cfg.Store(&cfg)
-	r.routes.Store(newTable(cfg.Routes))
+	r.install(&cfg)
 	return nil
 }
 
@@ -76,6 +96,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for {
 		snap := r.pool.Snapshot()
 		r.upstreams.prune(snap)
+		r.meters.prune(snap)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -90,8 +111,12 @@ func (r *Router) MaxBodySize() int { return r.cfg.Load().MaxBodySize }
 // Handler serves the API.
 func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
-	case "/v1/chat/completions", "/v1/completions", "/v1/embeddings":
-		r.serveModel(ctx)
+	case "/v1/chat/completions":
+		r.serveModel(ctx, "chat")
+	case "/v1/completions":
+		r.serveModel(ctx, "completions")
+	case "/v1/embeddings":
+		r.serveModel(ctx, "embeddings")
 	case "/v1/models":
 		r.serveModels(ctx)
 	case "/healthz":
@@ -99,8 +124,19 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 	case "/readyz":
 		r.serveReady(ctx)
 	default:
-		errNoRoute.write(ctx)
+		if r.isPassthrough(ctx.Path()) {
+			r.servePassthrough(ctx)
+			return
+		}
+		x, _ := r.begin(ctx, "unknown")
+		r.fail(ctx, x, errNoRoute)
 	}
+}
+
+// WritePrometheus writes the router's metrics and the pool gauges.
+func (r *Router) WritePrometheus(w io.Writer) {
+	r.meters.set.WritePrometheus(w)
+	writePool(w, r.pool.Snapshot())
 }
 
 // ErrorHandler answers the errors fasthttp.Server meets before Handler runs,

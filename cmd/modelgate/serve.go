@@ -52,7 +52,8 @@ func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, 
 		}
 	}
 	d.source = src
-	rt, err := router.New(d.pool, balancer.NewWeighted(d.pool), cfg.Router, router.WithLogger(log))
+	rt, err := router.New(d.pool, balancer.NewWeighted(d.pool), cfg.Router, router.WithLogger(log),
+		router.WithMetrics(d.metrics), router.WithAccessLog(zerolog.New(os.Stdout).With().Timestamp().Logger()))
 	if err != nil {
 		d.close()
 		return nil, err
@@ -68,7 +69,8 @@ func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, 
 		NoDefaultServerHeader: true,
 		CloseOnShutdown:       true,
 	}
-	d.admin = &fasthttp.Server{Handler: d.adminHandler, Name: "modelgate-admin", NoDefaultServerHeader: true}
+	d.admin = &fasthttp.Server{Handler: rt.AdminHandler(func(ctx *fasthttp.RequestCtx) { metrics.WriteProcessMetrics(ctx) }),
+		Name: "modelgate-admin", NoDefaultServerHeader: true}
 	if d.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		d.close()
 		return nil, fmt.Errorf("api listener: %w", err)
@@ -145,20 +147,6 @@ func (d *daemon) close() {
 		c()
 	}
 	d.closers = nil
-}
-
-// adminHandler serves the admin listener.
-func (d *daemon) adminHandler(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/metrics":
-		ctx.SetContentType("text/plain; version=0.0.4")
-		d.metrics.WritePrometheus(ctx)
-		metrics.WriteProcessMetrics(ctx)
-	case "/healthz", "/readyz":
-		d.router.Handler(ctx)
-	default:
-		ctx.Error("not found", fasthttp.StatusNotFound)
-	}
 }
 
 func newLogger(level string) (zerolog.Logger, error) {

@@ -1,0 +1,148 @@
+package router
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// AdminHandler serves the admin listener: /metrics, /healthz, /readyz and
+// the JSON views under /admin/. Keep it on loopback or behind auth.
+func (r *Router) AdminHandler(extra func(ctx *fasthttp.RequestCtx)) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/metrics":
+			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+			r.WritePrometheus(ctx)
+			if extra != nil {
+				extra(ctx)
+			}
+		case "/healthz":
+			ctx.SetBodyString("ok\n")
+		case "/readyz":
+			r.serveReady(ctx)
+		case "/admin/pool":
+			writeJSON(ctx, r.poolView())
+		case "/admin/routes":
+			writeJSON(ctx, r.routesView())
+		default:
+			ctx.Error("not found", fasthttp.StatusNotFound)
+		}
+	}
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// InstanceView is one instance in GET /admin/pool.
+type InstanceView struct {
+	ID       string            `json:"id"`
+	Addr     string            `json:"addr"`
+	Weight   float64           `json:"weight"`
+	Healthy  bool              `json:"healthy"`
+	Enabled  bool              `json:"enabled"`
+	Usable   bool              `json:"usable"`
+	Version  string            `json:"version,omitempty"`
+	Models   []string          `json:"models"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	Drain    bool              `json:"drain,omitempty"`
+	MaxConc  int               `json:"max_concurrency,omitempty"`
+	Breaker  string            `json:"breaker,omitempty"`
+	InFlight int64             `json:"in_flight"`
+	EWMAms   float64           `json:"latency_ewma_ms"`
+}
+
+// ServiceView is one service in GET /admin/pool.
+type ServiceView struct {
+	Service   string         `json:"service"`
+	Updated   time.Time      `json:"updated"`
+	Instances []InstanceView `json:"instances"`
+}
+
+// PoolView is GET /admin/pool.
+type PoolView struct {
+	Version  uint64        `json:"version"`
+	Synced   bool          `json:"synced"`
+	Services []ServiceView `json:"services"`
+}
+
+// InstanceStats is what a Picker may report about an instance's live
+// state; the admin view shows it when the picker provides it.
+type InstanceStats struct {
+	Breaker  string
+	InFlight int64
+	EWMA     time.Duration
+}
+
+// statsReporter is implemented by pickers that keep per-instance state.
+type statsReporter interface {
+	InstanceStats() map[string]InstanceStats
+}
+
+func (r *Router) poolView() PoolView {
+	snap := r.pool.Snapshot()
+	v := PoolView{Version: snap.Version, Services: []ServiceView{}}
+	select {
+	case <-r.pool.Synced():
+		v.Synced = true
+	default:
+	}
+	var stats map[string]InstanceStats
+	if sr, ok := r.picker.(statsReporter); ok {
+		stats = sr.InstanceStats()
+	}
+	for _, svc := range snap.Services() {
+		sv := ServiceView{Service: svc.Key, Updated: svc.Updated, Instances: []InstanceView{}}
+		for _, in := range svc.Instances {
+			st := stats[in.ID()]
+			sv.Instances = append(sv.Instances, InstanceView{
+				ID: in.ID(), Addr: in.Addr(), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
+				Usable: in.Usable(), Version: in.Version, Models: in.Models, Tags: in.Tags, Drain: in.Drain,
+				MaxConc: in.MaxConcurrency, Breaker: st.Breaker, InFlight: st.InFlight,
+				EWMAms: float64(st.EWMA.Microseconds()) / 1000,
+			})
+		}
+		v.Services = append(v.Services, sv)
+	}
+	return v
+}
+
+// RouteView is one route in GET /admin/routes.
+type RouteView struct {
+	Model         string            `json:"model"`
+	Aliases       []string          `json:"aliases,omitempty"`
+	Service       string            `json:"service"`
+	UpstreamModel string            `json:"upstream_model,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	Fallback      []string          `json:"fallback,omitempty"`
+	Retries       int               `json:"retries"`
+	Timeout       string            `json:"timeout"`
+	Usable        int               `json:"usable_instances"`
+}
+
+func (r *Router) routesView() []RouteView {
+	snap := r.pool.Snapshot()
+	out := []RouteView{}
+	for _, rt := range r.routes.Load().routes {
+		n := 0
+		if svc := snap.Service(rt.serviceKey); svc != nil {
+			for _, in := range svc.Instances {
+				if in.Usable() {
+					n++
+				}
+			}
+		}
+		out = append(out, RouteView{Model: rt.Model, Aliases: rt.Aliases, Service: rt.serviceKey,
+			UpstreamModel: rt.UpstreamModel, Tags: rt.Tags, Fallback: rt.Fallback, Retries: rt.Retries,
+			Timeout: rt.Timeout.String(), Usable: n})
+	}
+	return out
+}

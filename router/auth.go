@@ -1,0 +1,62 @@
+package router
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	errMissingKey = &apiError{status: 401, typ: typeAuth, code: "invalid_api_key",
+		message: "missing API key: send it as Authorization: Bearer <key>"}
+	errBadKey = &apiError{status: 401, typ: typeAuth, code: "invalid_api_key",
+		message: "incorrect API key"}
+)
+
+func errModelNotAllowed(model string) *apiError {
+	return &apiError{status: 403, typ: typePermission, code: "model_not_allowed",
+		message: "this API key may not use the model `" + model + "`"}
+}
+
+// authenticate finds the consumer of the request's bearer key. With no
+// consumers configured every request is let in as nobody (nil, nil). Keys
+// are compared as SHA-256 hashes in constant time, against every consumer.
+func authenticate(ctx *fasthttp.RequestCtx, consumers []Consumer) (*Consumer, *apiError) {
+	if len(consumers) == 0 {
+		return nil, nil
+	}
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	key, ok := bytes.CutPrefix(auth, []byte("Bearer "))
+	if !ok || len(key) == 0 {
+		return nil, errMissingKey
+	}
+	sum := sha256.Sum256(bytes.TrimSpace(key))
+	var found *Consumer
+	for i := range consumers {
+		if subtle.ConstantTimeCompare(sum[:], consumers[i].hash) == 1 {
+			found = &consumers[i]
+		}
+	}
+	if found == nil {
+		return nil, errBadKey
+	}
+	return found, nil
+}
+
+// allows reports whether the consumer may use a route by any of its names.
+func (c *Consumer) allows(rt *Route) bool {
+	if c == nil || c.allowed == nil {
+		return true
+	}
+	if c.allowed[rt.Model] {
+		return true
+	}
+	for _, a := range rt.Aliases {
+		if c.allowed[a] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,118 @@
+package router
+
+import (
+	crand "crypto/rand"
+	"encoding/hex"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// exchange is the record of one client request from arrival to its last
+// byte: what the metrics and the access log are made of. For a streamed
+// reply the stream writer finishes it, after the handler has returned, so it
+// holds copies and never a *fasthttp.RequestCtx.
+type exchange struct {
+	start     time.Time
+	api       string // chat, completions, embeddings, passthrough
+	model     string // as the client sent it
+	route     *Route
+	meters    *modelMeters
+	consumer  *Consumer
+	requestID string
+	instance  string
+	status    int
+	stream    bool
+	// stripUsage: usage was asked upstream for accounting only, so the
+	// usage-only chunk is not passed to the client.
+	stripUsage bool
+	promptLen  int // bytes of prompt text, for estimates
+	outLen     int // bytes of generated text seen in a stream
+	usage      usage
+	ttft       time.Duration
+	attempts   int // upstream attempts, over every route tried
+	errMsg     string
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+func newExchange(now time.Time) *exchange {
+	x := exchangePool.Get().(*exchange)
+	*x = exchange{start: now}
+	return x
+}
+
+// newRequestID returns 16 random hex digits.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// finish records x in the metrics and the access log and recycles it.
+func (r *Router) finish(x *exchange, end time.Time) {
+	mm := x.meters
+	if mm == nil {
+		mm = r.meters.model(unknownModel)
+	}
+	mm.request(x.status, x.stream).Inc()
+	mm.duration.Update(seconds(end.Sub(x.start)))
+	if x.status == 200 && x.route != nil {
+		if !x.usage.found {
+			x.usage = usage{input: estimateTokens(x.promptLen), output: estimateTokens(x.outLen)}
+		}
+		mm.addTokens(x.usage)
+		if x.ttft > 0 {
+			mm.ttft.Update(seconds(x.ttft))
+		}
+	}
+	if x.consumer != nil {
+		cm := r.meters.consumer(x.consumer.Name)
+		cm.requests.Inc()
+		cm.tokens[0].Add(x.usage.input)
+		cm.tokens[1].Add(x.usage.output)
+	}
+	r.logAccess(x, end)
+	exchangePool.Put(x)
+}
+
+func (r *Router) logAccess(x *exchange, end time.Time) {
+	cfg := r.cfg.Load().AccessLog
+	if cfg.Disabled || (x.status < 400 && cfg.Sample < 1 && rand.Float64() >= cfg.Sample) {
+		return
+	}
+	var ev *zerolog.Event
+	if x.status >= 500 {
+		ev = r.access.Warn()
+	} else {
+		ev = r.access.Info()
+	}
+	route, consumer := "", ""
+	if x.route != nil {
+		route = x.route.Model
+	}
+	if x.consumer != nil {
+		consumer = x.consumer.Name
+	}
+	respType, source := "normal", "usage"
+	if x.stream {
+		respType = "stream"
+	}
+	if !x.usage.found {
+		source = "estimated"
+	}
+	degraded := ""
+	ev.Str("api", x.api).Str("model", x.model).Str("route", route).Str("consumer", consumer).
+		Str("request_id", x.requestID).Str("instance", x.instance).Int("status", x.status).
+		Str("response_type", respType).Int("input_token", x.usage.input).Int("output_token", x.usage.output).
+		Str("token_source", source).
+		Int64("llm_first_token_duration", x.ttft.Milliseconds()).
+		Int64("llm_service_duration", end.Sub(x.start).Milliseconds()).
+		Str("degraded", degraded).Int("retries", max(x.attempts-1, 0))
+	if x.errMsg != "" {
+		ev.Str("error", x.errMsg)
+	}
+	ev.Send()
+}

@@ -1,0 +1,117 @@
+package router
+
+import (
+	"github.com/tidwall/gjson"
+)
+
+// usage is what one reply cost, in tokens.
+type usage struct {
+	input, output int
+	found         bool // the reply said so; otherwise estimated
+}
+
+// usageFromJSON reads the "usage" object of a complete reply: chat,
+// completions (prompt_tokens, completion_tokens) or embeddings
+// (prompt_tokens only).
+func usageFromJSON(body []byte) usage {
+	u := gjson.GetBytes(body, "usage")
+	if !u.IsObject() {
+		return usage{}
+	}
+	return usageOf(u)
+}
+
+func usageOf(u gjson.Result) usage {
+	in := u.Get("prompt_tokens")
+	out := u.Get("completion_tokens")
+	if !in.Exists() && !out.Exists() {
+		return usage{}
+	}
+	return usage{input: int(in.Int()), output: int(out.Int()), found: true}
+}
+
+// chunk is what an SSE data payload tells the accounting.
+type chunk struct {
+	usage     usage
+	usageOnly bool // a chunk with no choices that only carries usage
+	content   int  // bytes of generated text in this chunk
+}
+
+// inspectChunk reads one streamed chat or completions chunk.
+func inspectChunk(data []byte) chunk {
+	var c chunk
+	if len(data) == 0 || data[0] != '{' {
+		return c
+	}
+	res := gjson.GetManyBytes(data, "usage", "choices")
+	if res[0].IsObject() {
+		c.usage = usageOf(res[0])
+	}
+	choices, n := res[1], 0
+	choices.ForEach(func(_, ch gjson.Result) bool {
+		n++
+		for _, path := range generatedPaths {
+			if v := ch.Get(path); v.Type == gjson.String {
+				c.content += len(v.Str)
+			}
+		}
+		if tc := ch.Get("delta.tool_calls"); tc.Exists() {
+			c.content += len(tc.Raw)
+		}
+		return true
+	})
+	c.usageOnly = c.usage.found && n == 0
+	return c
+}
+
+// generatedPaths hold generated text inside one choice of a chunk.
+var generatedPaths = []string{"delta.content", "delta.reasoning_content", "text"}
+
+// estimateTokens guesses tokens from bytes of text: about four bytes per
+// token for English text with common tokenizers. It is only used when an
+// instance reports no usage, and counted with source="estimated".
+func estimateTokens(bytes int) int {
+	if bytes <= 0 {
+		return 0
+	}
+	return (bytes + 3) / 4
+}
+
+// promptBytes is the size of the text a request asks the model to read.
+func promptBytes(body []byte) int {
+	res := gjson.GetManyBytes(body, "messages", "prompt", "input")
+	n := 0
+	for _, r := range res {
+		if !r.Exists() {
+			continue
+		}
+		r.ForEach(func(_, v gjson.Result) bool {
+			n += textBytes(v)
+			return true
+		})
+		if r.Type == gjson.String {
+			n += len(r.Str)
+		}
+	}
+	return n
+}
+
+// textBytes counts the text in a message, a prompt part or a string.
+func textBytes(v gjson.Result) int {
+	switch {
+	case v.Type == gjson.String:
+		return len(v.Str)
+	case v.IsObject():
+		c := v.Get("content")
+		if c.Type == gjson.String {
+			return len(c.Str)
+		}
+		n := 0
+		c.ForEach(func(_, part gjson.Result) bool {
+			n += len(part.Get("text").Str)
+			return true
+		})
+		return n
+	}
+	return 0
+}
