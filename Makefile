@@ -44,9 +44,12 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/
 
-# A short run of each fuzz target; seeds live in testdata/fuzz.
+# A short run of each fuzz target; seeds are the targets' f.Add calls.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/sse
+	$(GO) test -run '^$$' -fuzz '^FuzzInspectChunk$$' -fuzztime $(FUZZTIME) ./router
+	$(GO) test -run '^$$' -fuzz '^FuzzUsageFromJSON$$' -fuzztime $(FUZZTIME) ./router
+	$(GO) test -run '^$$' -fuzz '^FuzzModelRewrite$$' -fuzztime $(FUZZTIME) ./router
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,12 @@ func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = n
 // WithUpstreamTLS sets the TLS configuration for instances with scheme
 // https (default: the system roots).
 func WithUpstreamTLS(c *tls.Config) Option { return func(r *Router) { r.upstreams.tlsConfig = c } }
+
+// WithDialer replaces the TCP dialer used to reach instances, for unix
+// sockets, proxies or in-memory tests (default: TCP with the connect timeout).
+func WithDialer(dial func(addr string) (net.Conn, error)) Option {
+	return func(r *Router) { r.upstreams.dialer = dial }
+}
 
 // New returns a Router over pool, picking with picker.
 func New(pool *discovery.Pool, picker balancer.Picker, cfg Config, opts ...Option) (*Router, error) {

@@ -21,6 +21,7 @@ type upstreams struct {
 	clients        atomic.Pointer[map[string]*fasthttp.HostClient]
 	connectTimeout time.Duration
 	tlsConfig      *tls.Config
+	dialer         func(addr string) (net.Conn, error) // nil: TCP
 }
 
 func newUpstreams(connectTimeout time.Duration, tlsConfig *tls.Config) *upstreams {
@@ -68,6 +69,9 @@ func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
 }
 
 func (u *upstreams) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if u.dialer != nil {
+		return u.dialer(addr)
+	}
 	if timeout <= 0 || timeout > u.connectTimeout {
 		timeout = u.connectTimeout
 	}
