@@ -2,21 +2,28 @@ package router
 
 import (
 	"encoding/json"
+	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
 // AdminHandler serves the admin listener: /metrics, /healthz, /readyz and
-// the JSON views under /admin/. Keep it on loopback or behind auth.
-func (r *Router) AdminHandler(extra func(ctx *fasthttp.RequestCtx)) fasthttp.RequestHandler {
+// the JSON views under /admin/. Handlers in extra serve further paths (they
+// win over the built-in ones); extraMetrics, if not nil, appends to
+// /metrics. Keep the admin listener on loopback or behind auth.
+func (r *Router) AdminHandler(extra map[string]fasthttp.RequestHandler, extraMetrics func(io.Writer)) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if h, ok := extra[string(ctx.Path())]; ok {
+			h(ctx)
+			return
+		}
 		switch string(ctx.Path()) {
 		case "/metrics":
 			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 			r.WritePrometheus(ctx)
-			if extra != nil {
-				extra(ctx)
+			if extraMetrics != nil {
+				extraMetrics(ctx)
 			}
 		case "/healthz":
 			ctx.SetBodyString("ok\n")

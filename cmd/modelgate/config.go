@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -23,7 +24,24 @@ type Config struct {
 	Admin     string          `yaml:"admin"`     // admin listener; default "127.0.0.1:9090"
 	LogLevel  string          `yaml:"log_level"` // debug|info|warn|error; default info
 	Discovery DiscoveryConfig `yaml:"discovery"`
-	Router    router.Config   `yaml:",inline"`
+	// ConfigSource, when set, is where the routing part of the config
+	// (everything but listen, admin, log_level, discovery and
+	// config_source) comes from, live. Default: this file, re-read on
+	// change and on SIGHUP.
+	ConfigSource *ConfigSource `yaml:"config_source"`
+	Router       router.Config `yaml:",inline"`
+}
+
+// ConfigSource names a Nacos Config entry holding the routing config.
+type ConfigSource struct {
+	Nacos *NacosConfigRef `yaml:"nacos"`
+}
+
+// NacosConfigRef is a Nacos Config dataId in a group, read through the
+// servers of discovery.nacos.
+type NacosConfigRef struct {
+	DataID string `yaml:"data_id"` // default "modelgate.yaml"
+	Group  string `yaml:"group"`   // default the first discovery group
 }
 
 // DiscoveryConfig chooses one source of instances.
@@ -46,19 +64,62 @@ type NacosConfig struct {
 	CacheDir          string        `yaml:"cache_dir"`          // SDK files; default <user cache>/modelgate/nacos
 }
 
-// parseConfig decodes and validates a config file, expanding ${ENV}.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR} with the environment variable VAR. A bare $ is
+// left alone, so secrets and regexps may contain it.
+func expandEnv(data []byte) []byte {
+	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		return []byte(os.Getenv(string(m[2 : len(m)-1])))
+	})
+}
+
+// parseConfig decodes and validates a config file, expanding ${ENV}. Its
+// error is ConfigErrors: every mistake found, each with its line.
 func parseConfig(data []byte) (*Config, error) {
-	data = []byte(os.ExpandEnv(string(data)))
+	data = expandEnv(data)
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fromYAML(err)
+	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var errs ConfigErrors
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		errs = fromYAML(err)
 	}
 	if c.Discovery.Nacos == nil && c.Discovery.Static == "" {
-		return nil, errors.New("discovery: set nacos or static")
+		errs = append(errs, ConfigError{Line: lineOf(&root, "discovery"), Msg: "discovery: set nacos or static"})
 	}
-	return &c, c.normalize()
+	errs = append(errs, fromValidation(c.normalize(), &root)...)
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return &c, nil
+}
+
+// parseRouting decodes the routing part of a config, as held in Nacos
+// Config, for a daemon whose discovery uses defaultGroup.
+func parseRouting(data []byte, defaultGroup string) (router.Config, error) {
+	data = expandEnv(data)
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return router.Config{}, fromYAML(err)
+	}
+	var rc router.Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var errs ConfigErrors
+	if err := dec.Decode(&rc); err != nil && !errors.Is(err, io.EOF) {
+		errs = fromYAML(err)
+	}
+	rc.DefaultGroup = defaultGroup
+	errs = append(errs, fromValidation(rc.Validate(), &root)...)
+	if len(errs) > 0 {
+		return router.Config{}, errs.sorted()
+	}
+	return rc, nil
 }
 
 func loadConfig(path string) (*Config, error) {
@@ -67,10 +128,11 @@ func loadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	c, err := parseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	var ces ConfigErrors
+	if errors.As(err, &ces) {
+		return nil, ces.in(path)
 	}
-	return c, nil
+	return c, err
 }
 
 // normalize fills defaults and validates.
@@ -110,6 +172,21 @@ func (c *Config) normalize() error {
 			n.CacheDir = filepath.Join(dir, "modelgate", "nacos")
 		}
 		c.Router.DefaultGroup = n.Groups[0]
+	}
+	if cs := c.ConfigSource; cs != nil {
+		switch {
+		case cs.Nacos == nil:
+			errs = append(errs, errors.New("config_source.nacos: required"))
+		case d.Nacos == nil:
+			errs = append(errs, errors.New("config_source.nacos: needs discovery.nacos for its servers"))
+		default:
+			if cs.Nacos.DataID == "" {
+				cs.Nacos.DataID = "modelgate.yaml"
+			}
+			if cs.Nacos.Group == "" {
+				cs.Nacos.Group = d.Nacos.Groups[0]
+			}
+		}
 	}
 	return errors.Join(append(errs, c.Router.Validate())...)
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,5 +40,28 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCheckReportsEveryMistakeWithItsLine: three mistakes, three lines.
+func TestCheckReportsEveryMistakeWithItsLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	bad := "discovery:\n  static: pool.yaml\nroutes:\n  - model: chat\n    retries: 99\n    timout: 5s\n  - service: nameless\n"
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-config", path}, &stdout, &stderr); code == 0 {
+		t.Fatal("check passed a bad config")
+	}
+	want := []string{path + ":5: routes[0].retries", path + ":6: field timout not found", path + ":7: routes[1].model: required"}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 lines, got:\n%s", stderr.String())
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want prefix %q", i, lines[i], w)
+		}
 	}
 }

@@ -58,7 +58,7 @@ func runDemo(ctx context.Context, listen, admin string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDaemon(cfg, src, log)
+	d, err := newDaemon(cfg, "", []byte("(demo)"), src, log)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func startDaemon(t *testing.T, cfg *Config) *testDaemon {
 	if err := cfg.normalize(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, nil, zerolog.Nop())
+	d, err := newDaemon(cfg, "", nil, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,13 +47,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, *path, *listen, *admin)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "modelgate:", err)
+		if cmd == "check" {
+			fmt.Fprintln(stderr, err) // one "file:line: mistake" per line
+		} else {
+			fmt.Fprintln(stderr, "modelgate:", err)
+		}
 		return 1
 	}
 	return 0
 }
 
 func serve(ctx context.Context, path, listen, admin string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
@@ -63,7 +71,7 @@ func serve(ctx context.Context, path, listen, admin string) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDaemon(cfg, nil, log)
+	d, err := newDaemon(cfg, path, raw, nil, log)
 	if err != nil {
 		return err
 	}

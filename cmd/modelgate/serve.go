@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,22 +30,28 @@ const shutdownGrace = 30 * time.Second
 // daemon is one running modelgate: a source, a pool, a router and two
 // listeners.
 type daemon struct {
-	log     zerolog.Logger
-	metrics *metrics.Set
-	pool    *discovery.Pool
-	source  discovery.Source
-	router  *router.Router
-	api     *fasthttp.Server
-	admin   *fasthttp.Server
-	apiLn   net.Listener
-	adminLn net.Listener
-	closers []func()
+	cfg       *Config
+	path      string        // the config file; "" when the config came from code
+	fileCheck time.Duration // how often the config file is checked for changes
+	cfgState  *configState
+	log       zerolog.Logger
+	metrics   *metrics.Set
+	pool      *discovery.Pool
+	source    discovery.Source
+	router    *router.Router
+	api       *fasthttp.Server
+	admin     *fasthttp.Server
+	apiLn     net.Listener
+	adminLn   net.Listener
+	closers   []func()
 }
 
-// newDaemon builds a daemon from cfg. src, when not nil, replaces the source
-// named in cfg (the demo's embedded pool).
-func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, error) {
-	d := &daemon{log: log, metrics: metrics.NewSet()}
+// newDaemon builds a daemon from cfg, read from path (raw is its content,
+// for /admin/config; path is "" for a config built in code). src, when not
+// nil, replaces the source named in cfg (the demo's embedded pool).
+func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log zerolog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, path: path, fileCheck: 2 * time.Second, log: log, metrics: metrics.NewSet()}
+	d.cfgState = newConfigState(d.metrics, raw, path)
 	d.pool = discovery.NewPool(discovery.WithLogger(log))
 	if src == nil {
 		var err error
@@ -59,6 +67,10 @@ func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, 
 		return nil, err
 	}
 	d.router = rt
+	if err := d.watchNacosConfig(); err != nil {
+		d.close()
+		return nil, err
+	}
 	d.api = &fasthttp.Server{
 		Handler:               rt.Handler,
 		ErrorHandler:          rt.ErrorHandler,
@@ -69,8 +81,11 @@ func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, 
 		NoDefaultServerHeader: true,
 		CloseOnShutdown:       true,
 	}
-	d.admin = &fasthttp.Server{Handler: rt.AdminHandler(func(ctx *fasthttp.RequestCtx) { metrics.WriteProcessMetrics(ctx) }),
-		Name: "modelgate-admin", NoDefaultServerHeader: true}
+	d.admin = &fasthttp.Server{
+		Handler: rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
+			func(w io.Writer) { metrics.WriteProcessMetrics(w) }),
+		Name: "modelgate-admin", NoDefaultServerHeader: true,
+	}
 	if d.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		d.close()
 		return nil, fmt.Errorf("api listener: %w", err)
@@ -82,15 +97,19 @@ func newDaemon(cfg *Config, src discovery.Source, log zerolog.Logger) (*daemon, 
 	return d, nil
 }
 
+func nacosClientConfig(n *NacosConfig) nacos.ClientConfig {
+	return nacos.ClientConfig{
+		Servers: n.Servers, Namespace: n.Namespace, Username: n.Username, Password: n.Password,
+		CacheDir: filepath.Join(n.CacheDir, "cache"), LogDir: filepath.Join(n.CacheDir, "log"),
+	}
+}
+
 func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
 	if cfg.Discovery.Static != "" {
 		return static.NewFile(cfg.Discovery.Static, time.Second, d.log), nil
 	}
 	n := cfg.Discovery.Nacos
-	client, err := nacos.Dial(nacos.ClientConfig{
-		Servers: n.Servers, Namespace: n.Namespace, Username: n.Username, Password: n.Password,
-		CacheDir: filepath.Join(n.CacheDir, "cache"), LogDir: filepath.Join(n.CacheDir, "log"),
-	})
+	client, err := nacos.Dial(nacosClientConfig(n))
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +133,7 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { errc <- ignoreCanceled(d.router.Run(bg)) })
 	wg.Go(func() { errc <- d.api.Serve(d.apiLn) })
 	wg.Go(func() { errc <- d.admin.Serve(d.adminLn) })
+	wg.Go(func() { d.watchConfig(bg) })
 	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).Msg("modelgate serving")
 
 	var err error
@@ -155,4 +175,43 @@ func newLogger(level string) (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("log_level: %w", err)
 	}
 	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// watchNacosConfig takes the routing config from Nacos Config when the
+// config names it: the current entry at start (if any), then every change.
+func (d *daemon) watchNacosConfig() error {
+	cs := d.cfg.ConfigSource
+	if cs == nil {
+		return nil
+	}
+	client, err := nacos.DialConfig(nacosClientConfig(d.cfg.Discovery.Nacos))
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, client.Close)
+	source := "nacos:" + cs.Nacos.Group + "/" + cs.Nacos.DataID
+	apply := func(content string) {
+		rc, err := parseRouting([]byte(content), d.cfg.Router.DefaultGroup)
+		if err != nil {
+			d.rejected(source, err)
+			return
+		}
+		_ = d.applyRouting(rc, []byte(content), source)
+	}
+	cur, err := client.Watch(cs.Nacos.DataID, cs.Nacos.Group, apply)
+	if err != nil {
+		return err
+	}
+	if cur != "" {
+		apply(cur)
+	} else {
+		d.log.Warn().Str("source", source).Msg("no routing config in Nacos yet; serving the file's until one is published")
+	}
+	return nil
+}
+
+func writeAdminJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
 }

@@ -56,11 +56,25 @@ var _ Client = (*SDKClient)(nil)
 // SDK connects in the background and keeps reconnecting, re-subscribing
 // after a Nacos restart.
 func Dial(cfg ClientConfig) (*SDKClient, error) {
+	param, err := clientParam(cfg)
+	if err != nil {
+		return nil, err
+	}
+	naming, err := clients.NewNamingClient(param)
+	if err != nil {
+		return nil, fmt.Errorf("nacos: create naming client: %w", err)
+	}
+	return &SDKClient{naming: naming, subs: map[string]*vo.SubscribeParam{}}, nil
+}
+
+// clientParam validates cfg, fills its defaults and builds the SDK's
+// parameters.
+func clientParam(cfg ClientConfig) (vo.NacosClientParam, error) {
 	if len(cfg.Servers) == 0 {
-		return nil, errors.New("nacos: no servers configured")
+		return vo.NacosClientParam{}, errors.New("nacos: no servers configured")
 	}
 	if cfg.CacheDir == "" || cfg.LogDir == "" {
-		return nil, errors.New("nacos: CacheDir and LogDir must be set")
+		return vo.NacosClientParam{}, errors.New("nacos: CacheDir and LogDir must be set")
 	}
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "warn"
@@ -72,11 +86,11 @@ func Dial(cfg ClientConfig) (*SDKClient, error) {
 	for _, s := range cfg.Servers {
 		host, portStr, err := net.SplitHostPort(s)
 		if err != nil {
-			return nil, fmt.Errorf("nacos: server %q: %w", s, err)
+			return vo.NacosClientParam{}, fmt.Errorf("nacos: server %q: %w", s, err)
 		}
 		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return nil, fmt.Errorf("nacos: server %q: bad port", s)
+			return vo.NacosClientParam{}, fmt.Errorf("nacos: server %q: bad port", s)
 		}
 		servers = append(servers, *constant.NewServerConfig(host, port))
 	}
@@ -93,11 +107,7 @@ func Dial(cfg ClientConfig) (*SDKClient, error) {
 		// Deliver "every instance gone": the Watcher applies its own policy.
 		constant.WithUpdateCacheWhenEmpty(true),
 	)
-	naming, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: servers})
-	if err != nil {
-		return nil, fmt.Errorf("nacos: create naming client: %w", err)
-	}
-	return &SDKClient{naming: naming, subs: map[string]*vo.SubscribeParam{}}, nil
+	return vo.NacosClientParam{ClientConfig: cc, ServerConfigs: servers}, nil
 }
 
 // Naming returns the SDK client, for registering instances (self-registration,
