@@ -15,7 +15,7 @@ FUZZTIME    ?= 5s
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
-.PHONY: all test check unit fuzz demo build bench nacos-up nacos-down clean
+.PHONY: all test check unit fuzz demo build bench nacos-up nacos-down clean python-env
 
 all: build
 
@@ -40,7 +40,7 @@ check:
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
 # in a second pass.
-unit:
+unit: python-env
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/
 
@@ -53,6 +53,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The venv (.cache/pyenv) with the pinned official OpenAI Python SDK that
+# cmd/modelgate's TestPythonSDKAgainstRealNacos drives modelgate with.
+python-env:
+	@scripts/python-env.sh >/dev/null
 
 nacos-up:
 	scripts/nacos-up.sh

@@ -15,16 +15,17 @@ import (
 )
 
 // Client is what the Watcher needs from Nacos. Implementations must be safe
-// for concurrent use; onChange may be called from any goroutine, including
-// from inside Subscribe.
+// for concurrent use; changed may be called from any goroutine, including
+// from inside Subscribe, and must return at once.
 type Client interface {
 	// ListServices returns the names of every service in group.
 	ListServices(group string) ([]string, error)
-	// Subscribe asks for the full instance list of a service on every change.
-	Subscribe(group, service string, onChange func([]model.Instance)) error
+	// Subscribe calls changed whenever the service's instances change.
+	Subscribe(group, service string, changed func()) error
 	// Unsubscribe stops the callbacks of an earlier Subscribe.
 	Unsubscribe(group, service string) error
-	// Instances returns the current instance list of a service.
+	// Instances reads the current instance list of a service from Nacos.
+	// The returned slice belongs to the caller.
 	Instances(group, service string) ([]model.Instance, error)
 }
 
@@ -42,9 +43,11 @@ type ClientConfig struct {
 	TimeoutMs uint64 // per request to Nacos; default 5000
 }
 
-// SDKClient is the Client over nacos-sdk-go's naming client.
+// SDKClient is the Client over nacos-sdk-go's naming client (listing and
+// push notifications) and the Nacos HTTP API (instance lists).
 type SDKClient struct {
 	naming naming_client.INamingClient
+	reader *instanceReader
 
 	mu   sync.Mutex
 	subs map[string]*vo.SubscribeParam // the SDK matches Unsubscribe by this pointer
@@ -56,7 +59,7 @@ var _ Client = (*SDKClient)(nil)
 // SDK connects in the background and keeps reconnecting, re-subscribing
 // after a Nacos restart.
 func Dial(cfg ClientConfig) (*SDKClient, error) {
-	param, err := clientParam(cfg)
+	param, err := clientParam(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +67,12 @@ func Dial(cfg ClientConfig) (*SDKClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nacos: create naming client: %w", err)
 	}
-	return &SDKClient{naming: naming, subs: map[string]*vo.SubscribeParam{}}, nil
+	return &SDKClient{naming: naming, reader: newInstanceReader(cfg), subs: map[string]*vo.SubscribeParam{}}, nil
 }
 
 // clientParam validates cfg, fills its defaults and builds the SDK's
 // parameters.
-func clientParam(cfg ClientConfig) (vo.NacosClientParam, error) {
+func clientParam(cfg *ClientConfig) (vo.NacosClientParam, error) {
 	if len(cfg.Servers) == 0 {
 		return vo.NacosClientParam{}, errors.New("nacos: no servers configured")
 	}
@@ -130,16 +133,13 @@ func (c *SDKClient) ListServices(group string) ([]string, error) {
 	}
 }
 
-// Subscribe implements Client.
-func (c *SDKClient) Subscribe(group, service string, onChange func([]model.Instance)) error {
+// Subscribe implements Client. The SDK's list is not read: it stays the
+// SDK's, which sorts it in place from other goroutines.
+func (c *SDKClient) Subscribe(group, service string, changed func()) error {
 	p := &vo.SubscribeParam{
-		ServiceName: service,
-		GroupName:   group,
-		SubscribeCallback: func(list []model.Instance, err error) {
-			if err == nil {
-				onChange(list)
-			}
-		},
+		ServiceName:       service,
+		GroupName:         group,
+		SubscribeCallback: func([]model.Instance, error) { changed() },
 	}
 	c.mu.Lock()
 	c.subs[group+"@@"+service] = p
@@ -168,16 +168,17 @@ func (c *SDKClient) Unsubscribe(group, service string) error {
 	return nil
 }
 
-// Instances implements Client. It reads the SDK's service cache, which the
-// SDK refreshes from the server on its own schedule as well as on pushes; a
-// change whose callback was lost is still found there.
+// Instances implements Client with a read from the server's HTTP API.
 func (c *SDKClient) Instances(group, service string) ([]model.Instance, error) {
-	list, err := c.naming.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: service, GroupName: group})
+	list, err := c.reader.instances(group, service)
 	if err != nil {
 		return nil, fmt.Errorf("nacos: instances of %s@@%s: %w", group, service, err)
 	}
 	return list, nil
 }
 
-// Close closes the naming client.
-func (c *SDKClient) Close() { c.naming.CloseClient() }
+// Close closes the naming client and the HTTP connections.
+func (c *SDKClient) Close() {
+	c.naming.CloseClient()
+	c.reader.client.CloseIdleConnections()
+}

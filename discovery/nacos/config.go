@@ -16,7 +16,7 @@ type ConfigClient struct {
 
 // DialConfig creates a Nacos Config client; cfg is as for Dial.
 func DialConfig(cfg ClientConfig) (*ConfigClient, error) {
-	param, err := clientParam(cfg)
+	param, err := clientParam(&cfg)
 	if err != nil {
 		return nil, err
 	}

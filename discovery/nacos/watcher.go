@@ -78,8 +78,10 @@ type Watcher struct {
 	client Client
 	opts   Options
 
-	mu   sync.Mutex
-	svcs map[string]*watched // by "GROUP@@service"; guarded by mu
+	mu    sync.Mutex
+	svcs  map[string]*watched // by "GROUP@@service"; guarded by mu
+	dirty map[string]bool     // services Nacos said changed, not yet read; guarded by mu
+	wake  chan struct{}       // has a value when dirty may be non-empty
 
 	lastSync atomic.Int64 // unix nanos of the last complete listing
 	pushes   *metrics.Counter
@@ -101,7 +103,8 @@ func NewWatcher(client Client, opts Options) (*Watcher, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
 	}
-	w := &Watcher{client: client, opts: opts, svcs: map[string]*watched{}}
+	w := &Watcher{client: client, opts: opts, svcs: map[string]*watched{}, dirty: map[string]bool{},
+		wake: make(chan struct{}, 1)}
 	if s := opts.Metrics; s != nil {
 		w.pushes = s.NewCounter(`modelgate_nacos_updates_total{source="push"}`)
 		w.recons = s.NewCounter(`modelgate_nacos_updates_total{source="reconcile"}`)
@@ -140,7 +143,42 @@ func (w *Watcher) Run(ctx context.Context, pool *discovery.Pool) error {
 				synced = w.list()
 			}
 			w.reconcile()
+		case <-w.wake:
+			w.fetchChanged()
 		}
+	}
+}
+
+// changed records that Nacos pushed a change of key. It runs on the SDK's
+// goroutine and returns at once; the read happens on the Run goroutine.
+func (w *Watcher) changed(key string) {
+	w.mu.Lock()
+	w.dirty[key] = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fetchChanged reads and applies every service Nacos said changed.
+func (w *Watcher) fetchChanged() {
+	w.mu.Lock()
+	var todo [][3]string
+	for key := range w.dirty {
+		if s, ok := w.svcs[key]; ok {
+			todo = append(todo, [3]string{key, s.group, s.name})
+		}
+	}
+	clear(w.dirty)
+	w.mu.Unlock()
+	for _, k := range todo {
+		list, err := w.client.Instances(k[1], k[2])
+		if err != nil {
+			w.opts.Logger.Warn().Err(err).Str("service", k[0]).Msg("nacos read after a push failed, the reconcile will retry")
+			continue
+		}
+		w.apply(k[0], list, w.pushes)
 	}
 }
 
@@ -172,13 +210,14 @@ func (w *Watcher) list() bool {
 			continue
 		}
 		// The SDK may call back inside Subscribe: hold no lock here.
-		if err := w.client.Subscribe(gn[0], gn[1], func(l []model.Instance) { w.apply(key, l, w.pushes) }); err != nil {
+		if err := w.client.Subscribe(gn[0], gn[1], func() { w.changed(key) }); err != nil {
 			w.opts.Logger.Warn().Err(err).Str("service", key).Msg("nacos subscribe failed, will retry")
 			w.mu.Lock()
 			delete(w.svcs, key)
 			w.mu.Unlock()
 			continue
 		}
+		w.changed(key) // read it now, whether or not the SDK called back
 		w.opts.Logger.Info().Str("service", key).Msg("subscribed")
 	}
 	w.mu.Lock()

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 type fakeClient struct {
 	mu       sync.Mutex
 	services map[string][]model.Instance // by "GROUP@@name"
-	subs     map[string]func([]model.Instance)
+	subs     map[string]func()
 	pushes   bool
 	down     bool
 	listed   chan struct{} // receives a value at each ListServices call, if not full
@@ -30,7 +30,7 @@ type fakeClient struct {
 }
 
 func newFake(pushes bool) *fakeClient {
-	return &fakeClient{services: map[string][]model.Instance{}, subs: map[string]func([]model.Instance){},
+	return &fakeClient{services: map[string][]model.Instance{}, subs: map[string]func(){},
 		pushes: pushes, listed: make(chan struct{}, 1), queried: make(chan struct{}, 1)}
 }
 
@@ -55,13 +55,12 @@ func (f *fakeClient) ListServices(group string) ([]string, error) {
 	return out, nil
 }
 
-func (f *fakeClient) Subscribe(group, service string, cb func([]model.Instance)) error {
+func (f *fakeClient) Subscribe(group, service string, cb func()) error {
 	key := discovery.ServiceKey(group, service)
 	f.mu.Lock()
 	f.subs[key] = cb
-	list := f.services[key]
 	f.mu.Unlock()
-	cb(list) // like the SDK: the first callback fires inside Subscribe
+	cb() // like the SDK: the first callback fires inside Subscribe
 	return nil
 }
 
@@ -96,7 +95,7 @@ func (f *fakeClient) set(key string, list ...model.Instance) {
 	push := f.pushes
 	f.mu.Unlock()
 	if push && cb != nil {
-		cb(list)
+		cb()
 	}
 }
 
