@@ -15,7 +15,7 @@ FUZZTIME    ?= 5s
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
-.PHONY: all test check unit fuzz demo build bench nacos-up nacos-down clean python-env
+.PHONY: all test check unit fuzz demo build bench nacos-up nacos-down clean python-env chromium
 
 all: build
 
@@ -40,7 +40,7 @@ check:
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
 # in a second pass.
-unit: python-env
+unit: python-env chromium
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/
 
@@ -58,6 +58,10 @@ bench:
 # cmd/modelgate's TestPythonSDKAgainstRealNacos drives modelgate with.
 python-env:
 	@scripts/python-env.sh >/dev/null
+
+# Debian's headless Chromium, for the status page's browser test.
+chromium:
+	@scripts/chromium.sh >/dev/null
 
 nacos-up:
 	scripts/nacos-up.sh

@@ -19,6 +19,8 @@ func (r *Router) AdminHandler(extra map[string]fasthttp.RequestHandler, extraMet
 			return
 		}
 		switch string(ctx.Path()) {
+		case "/":
+			r.serveStatus(ctx)
 		case "/metrics":
 			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 			r.WritePrometheus(ctx)

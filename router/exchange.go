@@ -58,6 +58,7 @@ func (r *Router) finish(x *exchange, end time.Time) {
 		mm = r.meters.model(unknownModel)
 	}
 	mm.request(x.status, x.stream).Inc()
+	mm.total.Add(1)
 	mm.duration.Update(seconds(end.Sub(x.start)))
 	if x.status == 200 && x.route != nil {
 		if !x.usage.found {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -39,6 +40,7 @@ type modelMeters struct {
 	ttft     *metrics.PrometheusHistogram
 	// tokens[type][source]: type 0 input, 1 output; source 0 usage, 1 estimated.
 	tokens [2][2]*metrics.Counter
+	total  atomic.Uint64 // requests of every code
 }
 
 type requestKey struct {

@@ -28,6 +28,8 @@ type Router struct {
 	now       func() time.Time
 	upstreams *upstreams
 	meters    *meters
+	rates     rates
+	tiers     TierReporter // nil: every route shows "normal"
 	access    zerolog.Logger
 	cfg       atomic.Pointer[Config]
 	routes    atomic.Pointer[table]
@@ -97,9 +99,12 @@ func (r *Router) Reload(cfg Config) error {
 // Config returns the configuration in force, defaults filled.
 func (r *Router) Config() Config { return *r.cfg.Load() }
 
-// Run drops the connections of instances that leave the pool, until ctx is
-// done.
+// Run drops the connections and series of instances that leave the pool,
+// and samples token rates for the status page, until ctx is done.
 func (r *Router) Run(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	r.rates.sample(r.meters, r.now())
 	for {
 		snap := r.pool.Snapshot()
 		r.upstreams.prune(snap)
@@ -108,6 +113,8 @@ func (r *Router) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-snap.Changed():
+		case <-tick.C:
+			r.rates.sample(r.meters, r.now())
 		}
 	}
 }
