@@ -29,7 +29,21 @@ type Config struct {
 	// config_source) comes from, live. Default: this file, re-read on
 	// change and on SIGHUP.
 	ConfigSource *ConfigSource `yaml:"config_source"`
-	Router       router.Config `yaml:",inline"`
+	// Register, when set, registers this daemon in Nacos so that an
+	// upstream gateway can discover modelgate replicas; it deregisters on
+	// shutdown, before draining.
+	Register *RegisterConfig `yaml:"register"`
+	Router   router.Config   `yaml:",inline"`
+}
+
+// RegisterConfig is how the daemon registers itself in Nacos.
+type RegisterConfig struct {
+	Service string            `yaml:"service"` // default "modelgate"
+	Group   string            `yaml:"group"`   // default "DEFAULT_GROUP"
+	IP      string            `yaml:"ip"`      // default: the listen host, or the first non-loopback address
+	Port    int               `yaml:"port"`    // default: the listen port
+	Weight  float64           `yaml:"weight"`  // default 1
+	Meta    map[string]string `yaml:"metadata"`
 }
 
 // ConfigSource names a Nacos Config entry holding the routing config.
@@ -172,6 +186,20 @@ func (c *Config) normalize() error {
 			n.CacheDir = filepath.Join(dir, "modelgate", "nacos")
 		}
 		c.Router.DefaultGroup = n.Groups[0]
+	}
+	if r := c.Register; r != nil {
+		if d.Nacos == nil {
+			errs = append(errs, errors.New("register: needs discovery.nacos for its servers"))
+		}
+		if r.Service == "" {
+			r.Service = "modelgate"
+		}
+		if r.Group == "" {
+			r.Group = "DEFAULT_GROUP"
+		}
+		if r.Weight == 0 {
+			r.Weight = 1
+		}
 	}
 	if cs := c.ConfigSource; cs != nil {
 		switch {

@@ -197,3 +197,37 @@ func TestNacosConfigChangeApplied(t *testing.T) {
 		t.Fatalf("bad Nacos Config: serving %v, last error %q", err, d.cfgState.lastErr)
 	}
 }
+
+func TestSelfRegistration(t *testing.T) {
+	addr := nacostest.Addr(t)
+	group := uniqueGroup("E2ESELF")
+	cfg := nacosConfig(addr, group, "qwen", "keep")
+	cfg.Register = &RegisterConfig{Group: group, IP: "127.0.0.1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Discovery.Nacos.CacheDir = t.TempDir()
+	if err := cfg.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(cfg, "", nil, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+
+	// The daemon watches its own group, so its pool sees itself arrive.
+	key := discovery.ServiceKey(group, "modelgate")
+	td := &testDaemon{daemon: d}
+	td.waitPool(t, key, 10*time.Second, func(l []*discovery.Instance) bool {
+		return len(l) == 1 && l[0].Addr() == d.apiLn.Addr().String()
+	})
+	// A second watcher sees it leave when the daemon shuts down.
+	other := startDaemon(t, nacosConfig(addr, group, "modelgate", "apply"))
+	other.waitPool(t, key, 10*time.Second, func(l []*discovery.Instance) bool { return len(l) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	other.waitPool(t, key, 5*time.Second, func(l []*discovery.Instance) bool { return len(l) == 0 })
+}

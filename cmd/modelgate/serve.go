@@ -44,6 +44,8 @@ type daemon struct {
 	apiLn     net.Listener
 	adminLn   net.Listener
 	closers   []func()
+	naming    *nacos.SDKClient // the process's one naming client, if discovery is Nacos
+	self      *selfRegistration
 }
 
 // newDaemon builds a daemon from cfg, read from path (raw is its content,
@@ -113,6 +115,7 @@ func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.naming = client
 	d.closers = append(d.closers, client.Close)
 	return nacos.NewWatcher(client, nacos.Options{
 		Groups: n.Groups, ListInterval: n.ListInterval, ReconcileInterval: n.ReconcileInterval,
@@ -135,6 +138,15 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { errc <- d.admin.Serve(d.adminLn) })
 	wg.Go(func() { d.watchConfig(bg) })
 	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).Msg("modelgate serving")
+	if d.cfg.Register != nil && d.naming != nil {
+		self, err := register(d.naming, d.cfg.Register, d.apiLn.Addr())
+		if err != nil {
+			d.log.Error().Err(err).Msg("self-registration failed; serving anyway")
+		} else {
+			d.self = self
+			d.log.Info().Str("service", d.cfg.Register.Group+"@@"+d.cfg.Register.Service).Msg("registered in nacos")
+		}
+	}
 
 	var err error
 	select {
@@ -142,6 +154,11 @@ func (d *daemon) run(ctx context.Context) error {
 	case err = <-errc: // a component failed on its own
 		if err != nil {
 			d.log.Error().Err(err).Msg("shutting down")
+		}
+	}
+	if d.self != nil { // first leave the upstream gateway's pool, then drain
+		if err := d.self.deregister(); err != nil {
+			d.log.Warn().Err(err).Msg("nacos deregistration failed")
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
