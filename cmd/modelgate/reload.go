@@ -64,6 +64,13 @@ func (s *configState) ok(data []byte, source string) {
 	s.signal(true)
 }
 
+// current is the hash of the config in force.
+func (s *configState) current() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hash
+}
+
 func (s *configState) failed(err error) {
 	s.errors.Inc()
 	s.mu.Lock()

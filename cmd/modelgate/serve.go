@@ -45,6 +45,7 @@ type daemon struct {
 	adminLn   net.Listener
 	closers   []func()
 	naming    *nacos.SDKClient // the process's one naming client, if discovery is Nacos
+	nacosCfg  *nacos.ConfigClient
 	self      *selfRegistration
 }
 
@@ -69,7 +70,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		return nil, err
 	}
 	d.router = rt
-	if err := d.watchNacosConfig(); err != nil {
+	if err := d.loadNacosConfig(); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -137,6 +138,7 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { errc <- d.api.Serve(d.apiLn) })
 	wg.Go(func() { errc <- d.admin.Serve(d.adminLn) })
 	wg.Go(func() { d.watchConfig(bg) })
+	wg.Go(func() { d.runNacosConfig(bg) })
 	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).Msg("modelgate serving")
 	if d.cfg.Register != nil && d.naming != nil {
 		self, err := register(d.naming, d.cfg.Register, d.apiLn.Addr())
@@ -194,9 +196,10 @@ func newLogger(level string) (zerolog.Logger, error) {
 	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// watchNacosConfig takes the routing config from Nacos Config when the
-// config names it: the current entry at start (if any), then every change.
-func (d *daemon) watchNacosConfig() error {
+// loadNacosConfig takes the routing config from Nacos Config when the
+// config names it: the current entry now (if there is one); runNacosConfig
+// then applies every change.
+func (d *daemon) loadNacosConfig() error {
 	cs := d.cfg.ConfigSource
 	if cs == nil {
 		return nil
@@ -205,26 +208,44 @@ func (d *daemon) watchNacosConfig() error {
 	if err != nil {
 		return err
 	}
+	d.nacosCfg = client
 	d.closers = append(d.closers, client.Close)
-	source := "nacos:" + cs.Nacos.Group + "/" + cs.Nacos.DataID
-	apply := func(content string) {
-		rc, err := parseRouting([]byte(content), d.cfg.Router.DefaultGroup)
-		if err != nil {
-			d.rejected(source, err)
-			return
-		}
-		_ = d.applyRouting(rc, []byte(content), source)
-	}
-	cur, err := client.Watch(cs.Nacos.DataID, cs.Nacos.Group, apply)
+	cur, err := client.Get(cs.Nacos.DataID, cs.Nacos.Group)
 	if err != nil {
 		return err
 	}
-	if cur != "" {
-		apply(cur)
-	} else {
-		d.log.Warn().Str("source", source).Msg("no routing config in Nacos yet; serving the file's until one is published")
+	if cur == "" {
+		d.log.Warn().Str("source", d.nacosSource()).Msg("no routing config in Nacos yet; serving the file's until one is published")
+		return nil
 	}
+	d.applyNacos(cur)
 	return nil
+}
+
+func (d *daemon) nacosSource() string {
+	return "nacos:" + d.cfg.ConfigSource.Nacos.Group + "/" + d.cfg.ConfigSource.Nacos.DataID
+}
+
+func (d *daemon) applyNacos(content string) {
+	if hashOf([]byte(content)) == d.cfgState.current() {
+		return
+	}
+	rc, err := parseRouting([]byte(content), d.cfg.Router.DefaultGroup)
+	if err != nil {
+		d.rejected(d.nacosSource(), err)
+		return
+	}
+	_ = d.applyRouting(rc, []byte(content), d.nacosSource())
+}
+
+// runNacosConfig applies every change of the Nacos Config entry until ctx
+// is done.
+func (d *daemon) runNacosConfig(ctx context.Context) {
+	if d.nacosCfg == nil {
+		return
+	}
+	cs := d.cfg.ConfigSource.Nacos
+	d.nacosCfg.Watch(ctx, cs.DataID, cs.Group, time.Second, d.applyNacos)
 }
 
 func writeAdminJSON(ctx *fasthttp.RequestCtx, v any) {

@@ -47,7 +47,7 @@ type ClientConfig struct {
 // push notifications) and the Nacos HTTP API (instance lists).
 type SDKClient struct {
 	naming naming_client.INamingClient
-	reader *instanceReader
+	api    *httpAPI
 
 	mu   sync.Mutex
 	subs map[string]*vo.SubscribeParam // the SDK matches Unsubscribe by this pointer
@@ -67,7 +67,7 @@ func Dial(cfg ClientConfig) (*SDKClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nacos: create naming client: %w", err)
 	}
-	return &SDKClient{naming: naming, reader: newInstanceReader(cfg), subs: map[string]*vo.SubscribeParam{}}, nil
+	return &SDKClient{naming: naming, api: newHTTPAPI(cfg), subs: map[string]*vo.SubscribeParam{}}, nil
 }
 
 // clientParam validates cfg, fills its defaults and builds the SDK's
@@ -170,7 +170,7 @@ func (c *SDKClient) Unsubscribe(group, service string) error {
 
 // Instances implements Client with a read from the server's HTTP API.
 func (c *SDKClient) Instances(group, service string) ([]model.Instance, error) {
-	list, err := c.reader.instances(group, service)
+	list, err := c.api.instances(group, service)
 	if err != nil {
 		return nil, fmt.Errorf("nacos: instances of %s@@%s: %w", group, service, err)
 	}
@@ -180,5 +180,5 @@ func (c *SDKClient) Instances(group, service string) ([]model.Instance, error) {
 // Close closes the naming client and the HTTP connections.
 func (c *SDKClient) Close() {
 	c.naming.CloseClient()
-	c.reader.client.CloseIdleConnections()
+	c.api.client.CloseIdleConnections()
 }

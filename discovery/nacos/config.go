@@ -1,55 +1,125 @@
 package nacos
 
 import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
-
-	"github.com/nacos-group/nacos-sdk-go/v2/clients"
-	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
-	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+	"net/http"
+	"net/url"
+	"time"
 )
 
-// ConfigClient reads and watches Nacos Config entries (modelgate's route
-// configuration can live there). Create one per process.
+// ConfigClient reads, watches and publishes Nacos Config entries over the
+// HTTP API (modelgate's routing config can live there). It is safe for
+// concurrent use.
 type ConfigClient struct {
-	client config_client.IConfigClient
+	api *httpAPI
 }
 
-// DialConfig creates a Nacos Config client; cfg is as for Dial.
+// DialConfig returns a Nacos Config client; cfg is as for Dial (CacheDir
+// and LogDir are not used).
 func DialConfig(cfg ClientConfig) (*ConfigClient, error) {
-	param, err := clientParam(&cfg)
-	if err != nil {
-		return nil, err
+	if len(cfg.Servers) == 0 {
+		return nil, fmt.Errorf("nacos: no servers configured")
 	}
-	c, err := clients.NewConfigClient(param)
-	if err != nil {
-		return nil, fmt.Errorf("nacos: create config client: %w", err)
+	if cfg.TimeoutMs == 0 {
+		cfg.TimeoutMs = 5000
 	}
-	return &ConfigClient{client: c}, nil
+	return &ConfigClient{api: newHTTPAPI(cfg)}, nil
 }
 
-// Watch returns the current content of dataID in group and calls onChange
-// with the new content on every later change, from an SDK goroutine.
-func (c *ConfigClient) Watch(dataID, group string, onChange func(content string)) (string, error) {
-	cur, err := c.client.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
-	if err != nil {
+func (c *ConfigClient) params(dataID, group string) url.Values {
+	q := url.Values{"dataId": {dataID}, "group": {group}}
+	if c.api.namespace != "" {
+		q.Set("tenant", c.api.namespace)
+	}
+	return q
+}
+
+// Get returns the content of dataID in group; "" if there is none.
+func (c *ConfigClient) Get(dataID, group string) (string, error) {
+	body, status, err := c.api.call(context.Background(), http.MethodGet, "/nacos/v1/cs/configs", c.params(dataID, group), nil, 0)
+	switch {
+	case err != nil:
 		return "", fmt.Errorf("nacos: get config %s/%s: %w", group, dataID, err)
+	case status == http.StatusNotFound:
+		return "", nil
+	case status != http.StatusOK:
+		return "", fmt.Errorf("nacos: get config %s/%s: status %d: %.200s", group, dataID, status, body)
 	}
-	err = c.client.ListenConfig(vo.ConfigParam{DataId: dataID, Group: group,
-		OnChange: func(_, _, _, data string) { onChange(data) }})
-	if err != nil {
-		return "", fmt.Errorf("nacos: listen config %s/%s: %w", group, dataID, err)
-	}
-	return cur, nil
+	return string(body), nil
 }
 
-// Publish writes content to dataID in group (for tools and tests).
+// Publish writes content to dataID in group.
 func (c *ConfigClient) Publish(dataID, group, content string) error {
-	ok, err := c.client.PublishConfig(vo.ConfigParam{DataId: dataID, Group: group, Content: content, Type: "yaml"})
-	if err != nil || !ok {
-		return fmt.Errorf("nacos: publish config %s/%s: ok=%v: %w", group, dataID, ok, err)
+	form := c.params(dataID, group)
+	form.Set("content", content)
+	form.Set("type", "yaml")
+	body, status, err := c.api.call(context.Background(), http.MethodPost, "/nacos/v1/cs/configs", nil, form, 0)
+	if err != nil || status != http.StatusOK || string(body) != "true" {
+		return fmt.Errorf("nacos: publish config %s/%s: status %d %.200s: %v", group, dataID, status, body, err)
 	}
 	return nil
 }
 
-// Close closes the client.
-func (c *ConfigClient) Close() { c.client.CloseClient() }
+// Watch calls onChange with the content of dataID in group, first with the
+// current content (if there is any) and then on every change, from its own
+// goroutine, until ctx is done. It long-polls Nacos, so a change arrives
+// within a network round trip; errors are retried every retry (default 1s).
+func (c *ConfigClient) Watch(ctx context.Context, dataID, group string, retry time.Duration, onChange func(content string)) {
+	if retry <= 0 {
+		retry = time.Second
+	}
+	const poll = 30 * time.Second
+	cur, curMD5 := "", ""
+	first := true
+	for ctx.Err() == nil {
+		if !first {
+			q := url.Values{"Listening-Configs": {dataID + "\x02" + group + "\x02" + curMD5 + tenantPart(c.api.namespace) + "\x01"}}
+			body, status, err := c.api.call(ctx, http.MethodPost, "/nacos/v1/cs/configs/listener", nil, q, poll)
+			if err != nil || status != http.StatusOK {
+				sleepCtx(ctx, retry)
+				continue
+			}
+			if len(body) == 0 {
+				continue // no change within the poll
+			}
+		}
+		content, err := c.Get(dataID, group)
+		if err != nil {
+			sleepCtx(ctx, retry)
+			continue
+		}
+		sum := md5.Sum([]byte(content))
+		if m := hex.EncodeToString(sum[:]); m != curMD5 || first {
+			if content != "" && (content != cur || first) {
+				onChange(content)
+			}
+			cur, curMD5 = content, m
+			if content == "" {
+				curMD5 = ""
+			}
+		}
+		first = false
+	}
+}
+
+func tenantPart(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return "\x02" + ns
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Close closes idle connections.
+func (c *ConfigClient) Close() { c.api.client.CloseIdleConnections() }

@@ -1,11 +1,13 @@
 package nacos
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,13 +15,16 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 )
 
-// instanceReader reads a service's instance list straight from a Nacos
-// server's HTTP API (GET /nacos/v1/ns/instance/list, served by Nacos 1.x,
-// 2.x and 3.x). The list it returns is the caller's own: the SDK's cached
+// httpAPI calls a Nacos server's v1 HTTP API, served by Nacos 1.x, 2.x and
+// 3.x, trying each configured server in turn and logging in when Nacos auth
+// is on.
+//
+// Instance lists are read here rather than from the SDK: the SDK's cached
 // lists are sorted in place by the SDK's goroutines on every push, so
 // reading them from ours is a data race (nacos-sdk-go v2.3.5,
-// naming_cache.isServiceInstanceChanged).
-type instanceReader struct {
+// naming_cache.isServiceInstanceChanged). Nacos Config is watched here
+// too: the SDK's config client races with itself on CloseClient.
+type httpAPI struct {
 	servers   []string // "host:port"
 	namespace string
 	username  string
@@ -32,8 +37,8 @@ type instanceReader struct {
 	expires time.Time
 }
 
-func newInstanceReader(cfg ClientConfig) *instanceReader {
-	return &instanceReader{
+func newHTTPAPI(cfg ClientConfig) *httpAPI {
+	return &httpAPI{
 		servers: cfg.Servers, namespace: cfg.Namespace, username: cfg.Username, password: cfg.Password,
 		client: &http.Client{Timeout: time.Duration(cfg.TimeoutMs) * time.Millisecond},
 	}
@@ -44,65 +49,103 @@ type instanceList struct {
 }
 
 // instances returns every instance Nacos sends subscribers (enabled ones,
-// healthy or not) of service in group, trying each server in turn.
-func (r *instanceReader) instances(group, service string) ([]model.Instance, error) {
+// healthy or not) of service in group.
+func (r *httpAPI) instances(group, service string) ([]model.Instance, error) {
 	q := url.Values{"serviceName": {service}, "groupName": {group}, "healthyOnly": {"false"}}
 	if r.namespace != "" {
 		q.Set("namespaceId", r.namespace)
 	}
+	body, status, err := r.call(context.Background(), http.MethodGet, "/nacos/v1/ns/instance/list", q, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("nacos: instance list: status %d: %.200s", status, body)
+	}
+	var list instanceList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("nacos: instance list: %w", err)
+	}
+	return list.Hosts, nil
+}
+
+// call sends one request to the first server that answers; q goes in the
+// URL, form (if not nil) in the body. timeout 0 uses the client's.
+func (r *httpAPI) call(ctx context.Context, method, path string, q, form url.Values, timeout time.Duration) ([]byte, int, error) {
 	r.mu.Lock()
 	start := r.next
 	r.mu.Unlock()
 	var lastErr error
 	for i := range r.servers {
 		n := (start + i) % len(r.servers)
-		list, err := r.get(r.servers[n], q)
+		body, status, err := r.callOne(ctx, r.servers[n], method, path, q, form, timeout)
 		if err == nil {
 			r.mu.Lock()
 			r.next = n
 			r.mu.Unlock()
-			return list.Hosts, nil
+			return body, status, nil
 		}
 		lastErr = err
 	}
-	return nil, lastErr
+	return nil, 0, lastErr
 }
 
-func (r *instanceReader) get(server string, q url.Values) (*instanceList, error) {
+func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, form url.Values, timeout time.Duration) ([]byte, int, error) {
+	q = cloneValues(q)
 	if r.username != "" {
 		tok, err := r.accessToken(server)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		q.Set("accessToken", tok)
 	}
-	resp, err := r.client.Get("http://" + server + "/nacos/v1/ns/instance/list?" + q.Encode())
+	var rd io.Reader
+	if form != nil {
+		rd = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+server+path+"?"+q.Encode(), rd)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	client := r.client
+	if timeout > 0 {
+		req.Header.Set("Long-Pulling-Timeout", strconv.FormatInt(timeout.Milliseconds(), 10))
+		client = &http.Client{Transport: r.client.Transport, Timeout: timeout + r.client.Timeout}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
 		r.mu.Lock()
 		r.token = "" // log in again next time
 		r.mu.Unlock()
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("nacos: %s: %s: %.200s", server, resp.Status, body)
+	if resp.StatusCode >= 500 {
+		return nil, resp.StatusCode, fmt.Errorf("nacos: %s: %s: %.200s", server, resp.Status, body)
 	}
-	var list instanceList
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("nacos: %s: instance list: %w", server, err)
+	return body, resp.StatusCode, nil
+}
+
+func cloneValues(q url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = v
 	}
-	return &list, nil
+	return out
 }
 
 // accessToken logs in when Nacos auth is on, and reuses the token for half
 // its lifetime.
-func (r *instanceReader) accessToken(server string) (string, error) {
+func (r *httpAPI) accessToken(server string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.token != "" && time.Now().Before(r.expires) {
