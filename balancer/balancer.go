@@ -1,94 +1,161 @@
 package balancer
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
-	"time"
+	"sync"
+	"sync/atomic"
 
+	"github.com/modelgate/modelgate/balancer/internal/twochoice"
 	"github.com/modelgate/modelgate/discovery"
 )
 
-// ErrNoInstance means no usable instance matches the request. Errors
-// returned by Pick wrap it with the reason.
-var ErrNoInstance = errors.New("balancer: no available instance")
+// Balancer is the Picker of modelgate: it picks an instance for a route
+// from the pool, honouring required and preferred tags, the route's version
+// split, per-instance circuit breakers and max_concurrency, with a Policy
+// choosing within each candidate set.
+//
+// Pick and Picked.Done are safe for concurrent use; Pick neither blocks nor
+// allocates on success. The slow path — Run on pool changes, SetRoutes —
+// compiles an immutable state and swaps it atomically; rebuilds are
+// serialised. Per-instance statistics and breakers survive rebuilds while
+// the instance's ID stays in the pool.
+type Balancer struct {
+	pool   *discovery.Pool
+	env    *env
+	policy Policy
+	state  atomic.Pointer[state]
 
-// Request says what a pick must satisfy. Pickers do not keep it.
-type Request struct {
-	Route   string            // route name, for statistics
-	Service string            // pool key, "GROUP@@service"
-	Model   string            // model name the client asked for
-	Tags    map[string]string // tags an instance must carry
-	Exclude []string          // IDs of instances already tried
+	mu            sync.Mutex // serialises rebuilds; guards the fields below
+	routes        []Route
+	gen           uint64                    // builds so far
+	stats         map[string]*stats         // by instance ID
+	routePanics   map[string]*atomic.Uint64 // by route name
+	servicePanics map[string]*atomic.Uint64 // by pool key
 }
 
-// Result is the outcome of one upstream attempt.
-type Result struct {
-	Err     error         // nil on success
-	Status  int           // HTTP status from upstream, 0 if none
-	Latency time.Duration // until the reply (or the stream) ended
-	TTFT    time.Duration // until the first token, for streams
-}
+var _ Picker = (*Balancer)(nil)
 
-// Picked is the instance chosen for one attempt.
-type Picked struct {
-	Instance *discovery.Instance
-	done     func(Result)
-}
-
-// Done reports the outcome of the attempt. Call it exactly once.
-func (p Picked) Done(r Result) {
-	if p.done != nil {
-		p.done(r)
+// New returns a Balancer over pool with routes, built from the pool's
+// current snapshot. Start Run to follow pool changes. Routes should be
+// valid (ValidateRoutes); an invalid one is logged and left out, so picks
+// for it fall back to their Request.Service.
+func New(pool *discovery.Pool, routes []Route, opts ...Option) *Balancer {
+	b := &Balancer{pool: pool, env: newEnv(), stats: map[string]*stats{},
+		routePanics: map[string]*atomic.Uint64{}, servicePanics: map[string]*atomic.Uint64{}}
+	for _, o := range opts {
+		o(b)
 	}
-}
-
-// Picker chooses an instance. Implementations are safe for concurrent use.
-type Picker interface {
-	Pick(req *Request) (Picked, error)
-}
-
-// Weighted picks among usable instances at random in proportion to their
-// weights.
-type Weighted struct {
-	pool *discovery.Pool
-}
-
-var _ Picker = (*Weighted)(nil)
-
-// NewWeighted returns a weighted random picker over pool.
-func NewWeighted(pool *discovery.Pool) *Weighted { return &Weighted{pool: pool} }
-
-// Pick implements Picker.
-func (w *Weighted) Pick(req *Request) (Picked, error) {
-	svc := w.pool.Snapshot().Service(req.Service)
-	if svc == nil {
-		return Picked{}, fmt.Errorf("%w: service %s is not known", ErrNoInstance, req.Service)
+	if b.policy == nil {
+		b.policy = p2c{}
 	}
-	var total float64
-	for _, in := range svc.Instances {
-		if eligible(in, req) {
-			total += in.Weight
+	b.env.epoch = b.env.now()
+	b.env.brk = b.env.brk.withDefaults()
+	b.env.trip = b.env.brk.readyToTrip
+	var errs []error
+	b.routes, errs = sortRoutes(routes)
+	for _, err := range errs {
+		b.env.log.Error().Err(err).Msg("route left out")
+	}
+	b.install(pool.Snapshot())
+	return b
+}
+
+// Pick chooses an instance for req; see Balancer and Route for how. It
+// returns an error wrapping ErrNoInstance when nothing matches. When every
+// matching instance's breaker is open, it picks the least bad one anyway
+// (panic mode, counted by PanicPicks).
+func (b *Balancer) Pick(req *Request) (Picked, error) {
+	st := b.state.Load()
+	r := st.routes[req.Route]
+	if r == nil {
+		if r = st.services[req.Service]; r == nil {
+			return Picked{}, fmt.Errorf("%w: unknown route %q and service %q", ErrNoInstance, req.Route, req.Service)
 		}
 	}
-	if total == 0 {
-		return Picked{}, fmt.Errorf("%w: service %s has no usable instance", ErrNoInstance, req.Service)
-	}
-	x := rand.Float64() * total
-	var last *discovery.Instance
-	for _, in := range svc.Instances {
-		if !eligible(in, req) {
-			continue
-		}
-		last = in
-		if x -= in.Weight; x < 0 {
-			break
-		}
-	}
-	return Picked{Instance: last}, nil
+	return r.pick(b.env, req)
 }
 
-func eligible(in *discovery.Instance, req *Request) bool {
-	return in.Usable() && in.HasTags(req.Tags) && !slices.Contains(req.Exclude, in.ID())
+// SetRoutes validates routes and, if they are all good, makes them the
+// ones in force from the next pick; otherwise it returns the error and
+// changes nothing. Statistics and breakers are kept.
+func (b *Balancer) SetRoutes(routes []Route) error {
+	good, errs := sortRoutes(routes)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.routes = good
+	b.install(b.pool.Snapshot())
+	return nil
+}
+
+// Run rebuilds the balancer's state on every pool change until ctx is
+// done, then returns ctx's error. Without it Pick keeps seeing the pool as
+// it was at New (or at the last SetRoutes).
+func (b *Balancer) Run(ctx context.Context) error {
+	for {
+		snap := b.pool.Snapshot()
+		if b.state.Load().snap != snap {
+			b.rebuild()
+		}
+		select {
+		case <-snap.Changed():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitVersion blocks until the balancer has built from pool version v or a
+// later one, or ctx is done.
+func (b *Balancer) WaitVersion(ctx context.Context, v uint64) error {
+	for {
+		st := b.state.Load()
+		if st.snap.Version >= v {
+			return nil
+		}
+		select {
+		case <-st.changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// rebuild compiles the current pool snapshot unless the state is already
+// of it.
+func (b *Balancer) rebuild() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if snap := b.pool.Snapshot(); b.state.Load().snap != snap {
+		b.install(snap)
+	}
+}
+
+// install compiles snap and b.routes into a new state and publishes it.
+// b.mu is held.
+func (b *Balancer) install(snap *discovery.Snapshot) {
+	old := b.state.Swap(b.build(snap))
+	if old != nil {
+		close(old.changed)
+	}
+}
+
+// p2c is the default policy: package p2c's, which cannot be imported here
+// because it imports this package.
+type p2c struct{}
+
+func (p2c) Name() string              { return "p2c" }
+func (p2c) Build(Candidates) Selector { return p2c{} }
+
+// Select is package p2c's Policy.Select.
+func (p2c) Select(c Candidates) int {
+	a, b := c.Pair()
+	if b >= 0 && twochoice.Second(c.InFlight(a), c.InFlight(b), c.Latency(a), c.Latency(b), c.Weight(a), c.Weight(b), c.Uint64()) {
+		return b
+	}
+	return a
 }

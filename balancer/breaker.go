@@ -1,0 +1,236 @@
+package balancer
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerSettings configures the circuit breaker each instance gets. The
+// zero value of every field means its default.
+type BreakerSettings struct {
+	// ConsecutiveFailures trips the breaker after this many failures in a
+	// row. Default 5.
+	ConsecutiveFailures uint32
+	// FailureRatio trips the breaker when at least this fraction of the
+	// results in Window are failures. Default 0.5; negative turns the rule off.
+	FailureRatio float64
+	// MinRequests is how many results Window must hold before FailureRatio
+	// applies. Default 20.
+	MinRequests uint32
+	// Window is the rolling window (ten buckets) of the ratio rule. Default 10s.
+	Window time.Duration
+	// OpenTimeout is how long an open breaker turns requests away before it
+	// lets probes through (half-open). Default 10s.
+	OpenTimeout time.Duration
+	// HalfOpenProbes is how many requests a half-open breaker lets through
+	// at once, and how many successes in a row close it. Default 3.
+	HalfOpenProbes uint32
+}
+
+func (s BreakerSettings) withDefaults() BreakerSettings {
+	def := func(v *uint32, d uint32) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&s.ConsecutiveFailures, 5)
+	def(&s.MinRequests, 20)
+	def(&s.HalfOpenProbes, 3)
+	if s.FailureRatio == 0 {
+		s.FailureRatio = 0.5
+	}
+	if s.Window <= 0 {
+		s.Window = 10 * time.Second
+	}
+	if s.OpenTimeout <= 0 {
+		s.OpenTimeout = 10 * time.Second
+	}
+	return s
+}
+
+type breakerCounts = gobreaker.Counts
+
+// readyToTrip is the gobreaker ReadyToTrip of settings s.
+func (s BreakerSettings) readyToTrip(c breakerCounts) bool {
+	return c.ConsecutiveFailures >= s.ConsecutiveFailures ||
+		(s.FailureRatio > 0 && c.Requests >= s.MinRequests &&
+			float64(c.TotalFailures) >= s.FailureRatio*float64(c.Requests))
+}
+
+// breaker is one instance's gobreaker CircuitBreaker with its state mirrored
+// into atomics, so that Pick reads it without locking.
+//
+// The outcome of an attempt is known only at Done, so Done registers it with
+// cb.Execute (which does not allocate, unlike the two-step Allow and its
+// done closure) under mu; what two-step Allow does at pick time — turning
+// away picks while open, bounding probes while half-open — Pick does
+// lock-free from the mirror and the probes counter. Results are dropped when
+// the breaker changed state since the pick (gobreaker's generations) or is
+// open.
+//
+// The open timeout runs on the balancer's clock rather than gobreaker's
+// time.Now, which tests cannot move: gobreaker's own Timeout is 1ns, and cb
+// is not called while the mirror says open until the clock passes
+// openUntil; then halfOpen lets gobreaker make the transition.
+type breaker struct {
+	word      atomic.Uint64 // gobreaker.State in the low 2 bits, generation above
+	openUntil atomic.Int64  // env clock
+	openedAt  atomic.Int64  // env clock
+	probes    atomic.Int32  // half-open probes in flight
+
+	mu       sync.Mutex // serialises calls into cb; guards pending
+	cb       *gobreaker.CircuitBreaker[struct{}]
+	pending  [2]transition
+	npending int
+
+	id  string
+	env *env
+}
+
+type transition struct{ from, to gobreaker.State }
+
+var errAttempt = errors.New("balancer: attempt failed")
+
+func succeed() (struct{}, error) { return struct{}{}, nil }
+func fail() (struct{}, error)    { return struct{}{}, errAttempt }
+
+func (b *breaker) init(id string, e *env) {
+	b.id, b.env = id, e
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:          id,
+		MaxRequests:   e.brk.HalfOpenProbes,
+		Interval:      e.brk.Window,
+		BucketPeriod:  e.brk.Window / 10,
+		Timeout:       time.Nanosecond, // the env clock decides; see breaker
+		ReadyToTrip:   e.trip,
+		OnStateChange: b.onChange,
+	})
+}
+
+func (b *breaker) load() (gobreaker.State, uint32) {
+	w := b.word.Load()
+	return gobreaker.State(w & 3), uint32(w >> 2)
+}
+
+// admits reports, without side effects, whether a pick would be admitted.
+func (b *breaker) admits() bool {
+	switch st, _ := b.load(); st {
+	case gobreaker.StateClosed:
+		return true
+	case gobreaker.StateOpen:
+		if b.env.clock() < b.openUntil.Load() {
+			return false
+		}
+	}
+	return b.probes.Load() < int32(b.env.brk.HalfOpenProbes)
+}
+
+// admit admits a pick: always when closed, into a free probe slot when
+// half-open (or open past its timeout, which it turns half-open), never
+// otherwise. It returns the generation the outcome will belong to.
+func (b *breaker) admit() (gen uint32, probe, ok bool) {
+	st, gen := b.load()
+	if st == gobreaker.StateOpen {
+		if b.env.clock() < b.openUntil.Load() {
+			return 0, false, false
+		}
+		st, gen = b.halfOpen()
+	}
+	switch st {
+	case gobreaker.StateClosed:
+		return gen, false, true
+	case gobreaker.StateOpen:
+		return 0, false, false
+	}
+	limit := int32(b.env.brk.HalfOpenProbes)
+	for {
+		p := b.probes.Load()
+		if p >= limit {
+			return 0, false, false
+		}
+		if b.probes.CompareAndSwap(p, p+1) {
+			return gen, true, true
+		}
+	}
+}
+
+// halfOpen lets gobreaker turn an open breaker half-open once the env clock
+// has passed its timeout.
+func (b *breaker) halfOpen() (gobreaker.State, uint32) {
+	b.mu.Lock()
+	if st, _ := b.load(); st == gobreaker.StateOpen {
+		b.cb.State() // past gobreaker's 1ns timeout: open → half-open
+	}
+	st, gen := b.load()
+	ev, n := b.take()
+	b.mu.Unlock()
+	b.announce(ev[:n])
+	return st, gen
+}
+
+// record registers the outcome of an attempt admitted at generation gen.
+func (b *breaker) record(gen uint32, failed bool) {
+	b.mu.Lock()
+	if st, cur := b.load(); cur != gen || st == gobreaker.StateOpen {
+		b.mu.Unlock()
+		return
+	}
+	if failed {
+		_, _ = b.cb.Execute(fail)
+	} else {
+		_, _ = b.cb.Execute(succeed)
+	}
+	ev, n := b.take()
+	b.mu.Unlock()
+	b.announce(ev[:n])
+}
+
+// onChange is gobreaker's OnStateChange; it runs with b.mu held.
+func (b *breaker) onChange(_ string, from, to gobreaker.State) {
+	_, gen := b.load()
+	if to == gobreaker.StateOpen {
+		now := b.env.clock()
+		b.openedAt.Store(now)
+		b.openUntil.Store(now + int64(b.env.brk.OpenTimeout))
+	}
+	b.word.Store(uint64(to) | uint64(gen+1)<<2)
+	if b.npending < len(b.pending) {
+		b.pending[b.npending] = transition{from, to}
+		b.npending++
+	}
+}
+
+// take returns and clears the pending transitions; b.mu is held.
+func (b *breaker) take() ([2]transition, int) {
+	ev, n := b.pending, b.npending
+	b.npending = 0
+	return ev, n
+}
+
+// announce logs transitions and calls OnBreakerChange, outside b.mu.
+func (b *breaker) announce(ev []transition) {
+	for _, t := range ev {
+		lvl := b.env.log.Info()
+		if t.to == gobreaker.StateOpen {
+			lvl = b.env.log.Warn()
+		}
+		lvl.Str("instance", b.id).Str("from", t.from.String()).Str("to", t.to.String()).Msg("breaker state changed")
+		if b.env.onChange != nil {
+			b.env.onChange(b.id, t.from.String(), t.to.String())
+		}
+	}
+}
+
+// state returns the state a pick would see: an open breaker past its
+// timeout is half-open.
+func (b *breaker) state() gobreaker.State {
+	st, _ := b.load()
+	if st == gobreaker.StateOpen && b.env.clock() >= b.openUntil.Load() {
+		return gobreaker.StateHalfOpen
+	}
+	return st
+}

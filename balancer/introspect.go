@@ -1,0 +1,56 @@
+package balancer
+
+import (
+	"time"
+)
+
+// InstanceStat is the balancer's view of one instance, for metrics and the
+// admin API.
+type InstanceStat struct {
+	ID       string        // "GROUP@@service#host:port"
+	Service  string        // pool key, "GROUP@@service"
+	Addr     string        // "host:port"
+	Version  string        // metadata "version"
+	Weight   float64       // Nacos weight
+	Usable   bool          // healthy, enabled, not draining, weight > 0
+	Breaker  string        // "closed", "open" or "half-open" (open past its timeout)
+	InFlight int64         // picked and not yet Done
+	EWMA     time.Duration // moving average of time to first token (or latency); 0 before any result
+	Picks    uint64        // picks since the instance joined the pool
+	Failures uint64        // results counted as failures since then
+}
+
+// Instances returns every instance of the pool the balancer last built
+// from, by service and then ID. It is safe for concurrent use and
+// allocates; call it from the metrics or admin path, not per request.
+func (b *Balancer) Instances() []InstanceStat {
+	st := b.state.Load()
+	out := make([]InstanceStat, len(st.instances))
+	for i, ref := range st.instances {
+		in, s := ref.in, ref.st
+		inflight := s.inflight.Load()
+		out[i] = InstanceStat{
+			ID: in.ID(), Service: in.ServiceKey(), Addr: in.Addr(), Version: in.Version,
+			Weight: in.Weight, Usable: in.Usable(), Breaker: s.brk.state().String(),
+			InFlight: inflight, EWMA: time.Duration(s.ewma.Load()),
+			Picks: s.finished.Load() + uint64(max(inflight, 0)), Failures: s.failures.Load(),
+		}
+	}
+	return out
+}
+
+// PanicPicks returns how many picks for the named route were made in panic
+// mode (every matching instance's breaker open). For requests that fell
+// back to a service, name is the pool key "GROUP@@service". Counts last as
+// long as the route or service does.
+func (b *Balancer) PanicPicks(name string) uint64 {
+	st := b.state.Load()
+	r := st.routes[name]
+	if r == nil {
+		r = st.services[name]
+	}
+	if r == nil {
+		return 0
+	}
+	return r.panics.Load()
+}

@@ -1,0 +1,254 @@
+package degrade
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// SignalSource returns the current signals of a route. Controller.Run calls
+// it for every known route once per interval, from Run's goroutine only.
+type SignalSource func(route string) Signals
+
+// ChangeFunc is told of every change of a route's effective tier: the tier
+// Controller.Tier returns. pinned says whether the new tier is an admin pin.
+type ChangeFunc func(route string, from, to Tier, pinned bool)
+
+// Controller keeps the degradation tier of each route: it turns signals into
+// tiers with hysteresis, and holds admin pins. Tier is lock-free and meant
+// for the request path; Observe, Pin, Unpin and SetRoutes are for the
+// once-a-second and admin paths. All methods are safe for concurrent use.
+type Controller struct {
+	src      SignalSource
+	th       Thresholds
+	interval time.Duration
+	clock    Clock
+	log      zerolog.Logger
+	onChange ChangeFunc
+
+	mu     sync.Mutex // serialises writers of routes
+	routes atomic.Pointer[map[string]*route]
+}
+
+// route is the state of one route. tier is read without locks; the rest is
+// guarded by mu.
+type route struct {
+	name string
+	tier atomic.Uint32
+
+	mu       sync.Mutex
+	h        hysteresis
+	raw      Tier
+	signals  Signals
+	pinned   bool
+	pin      Tier
+	pinUntil time.Time // zero: until Unpin
+	since    time.Time // when tier last changed
+}
+
+// ControllerOption configures a Controller.
+type ControllerOption func(*Controller)
+
+// WithThresholds sets the thresholds; zero fields take their defaults
+// (DefaultThresholds).
+func WithThresholds(t Thresholds) ControllerOption {
+	return func(c *Controller) { c.th = t.withDefaults() }
+}
+
+// WithInterval sets how often Run observes every route (default 1s).
+func WithInterval(d time.Duration) ControllerOption {
+	return func(c *Controller) {
+		if d > 0 {
+			c.interval = d
+		}
+	}
+}
+
+// WithClock sets the clock for Run's ticks and for pins (default the wall
+// clock).
+func WithClock(clk Clock) ControllerOption { return func(c *Controller) { c.clock = clk } }
+
+// WithLogger sets the logger for tier changes and pins, one line each
+// (default: none).
+func WithLogger(l zerolog.Logger) ControllerOption { return func(c *Controller) { c.log = l } }
+
+// OnChange sets a function called once per change of a route's effective
+// tier, for metrics (modelgate_degrade_tier) and caps. It is called with the
+// route's lock held, so calls for one route arrive in order; it must be
+// quick and must not call Observe, Pin or Unpin for that route. Tier and
+// Status are fine.
+func OnChange(fn ChangeFunc) ControllerOption { return func(c *Controller) { c.onChange = fn } }
+
+// NewController returns a Controller that knows no route yet. src feeds Run
+// and may be nil when the caller drives Observe itself.
+func NewController(src SignalSource, opts ...ControllerOption) *Controller {
+	c := &Controller{src: src, th: DefaultThresholds(), interval: time.Second,
+		clock: systemClock{}, log: zerolog.Nop()}
+	for _, o := range opts {
+		o(c)
+	}
+	c.routes.Store(&map[string]*route{})
+	return c
+}
+
+// Tier returns the route's effective tier: its pin, else the tier its
+// signals earned. An unknown route is TierNormal. It is lock-free and does
+// not allocate.
+func (c *Controller) Tier(name string) Tier {
+	if r := (*c.routes.Load())[name]; r != nil {
+		return Tier(r.tier.Load())
+	}
+	return TierNormal
+}
+
+// SetRoutes makes names the known routes: new ones start in TierNormal,
+// gone ones are forgotten with their pins, the others keep their state.
+func (c *Controller) SetRoutes(names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.routes.Load()
+	m := make(map[string]*route, len(names))
+	for _, n := range names {
+		if r := old[n]; r != nil {
+			m[n] = r
+		} else {
+			m[n] = &route{name: n}
+		}
+	}
+	c.routes.Store(&m)
+}
+
+// lookup returns the named route, adding it if it is unknown.
+func (c *Controller) lookup(name string) *route {
+	if r := (*c.routes.Load())[name]; r != nil {
+		return r
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.routes.Load()
+	if r := old[name]; r != nil {
+		return r
+	}
+	m := make(map[string]*route, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	r := &route{name: name}
+	m[name] = r
+	c.routes.Store(&m)
+	return r
+}
+
+// Observe feeds one observation of a route's signals, taken at now, and
+// updates its tier; an unknown route becomes known. It also ends a pin whose
+// TTL has passed. Observations of one route must come in time order, about
+// once a second (a run of observations is as continuous as they are).
+func (c *Controller) Observe(name string, s Signals, now time.Time) {
+	r := c.lookup(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.signals, r.raw = s, c.th.evaluate(s)
+	r.h.step(r.raw, now, c.th.EnterAfter, c.th.ExitAfter)
+	why := "signals"
+	if r.pinned && !r.pinUntil.IsZero() && !now.Before(r.pinUntil) {
+		r.pinned, why = false, "pin expired"
+	}
+	c.settle(r, now, why)
+}
+
+// Pin holds the route at tier for ttl, whatever its signals say; ttl ≤ 0
+// pins until Unpin. The route keeps observing underneath, so when the pin
+// ends it takes the tier its signals earned. The pin ends at the route's
+// first observation at or after its expiry (within one interval with Run).
+func (c *Controller) Pin(name string, tier Tier, ttl time.Duration) error {
+	if !tier.Valid() {
+		return fmt.Errorf("degrade: pin %q to %d: %w", name, tier, ErrBadTier)
+	}
+	now := c.clock.Now()
+	r := c.lookup(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pinned, r.pin, r.pinUntil = true, tier, time.Time{}
+	if ttl > 0 {
+		r.pinUntil = now.Add(ttl)
+	}
+	c.settle(r, now, "pin")
+	return nil
+}
+
+// Unpin ends the route's pin, if any; the route takes the tier its signals
+// earned at once.
+func (c *Controller) Unpin(name string) {
+	r := (*c.routes.Load())[name]
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pinned {
+		r.pinned = false
+		c.settle(r, c.clock.Now(), "unpin")
+	}
+}
+
+// settle publishes the route's effective tier, and logs and reports a
+// change. r.mu must be held.
+func (c *Controller) settle(r *route, now time.Time, why string) {
+	to := r.h.tier
+	if r.pinned {
+		to = r.pin
+	}
+	from := Tier(r.tier.Load())
+	if from == to {
+		if why == "pin" || why == "unpin" || why == "pin expired" {
+			c.log.Info().Str("route", r.name).Str("tier", to.String()).Str("reason", why).
+				Time("pinned_until", r.pinUntil).Msg("degrade tier pin changed")
+		}
+		return
+	}
+	r.tier.Store(uint32(to))
+	r.since = now
+	ev := c.log.Info()
+	if to > from && !r.pinned {
+		ev = c.log.Warn()
+	}
+	ev.Str("route", r.name).Str("from", from.String()).Str("to", to.String()).Str("reason", why).
+		Bool("pinned", r.pinned).Str("signals_tier", r.raw.String()).Float64("ready", r.signals.Ready).
+		Float64("breaker_open", r.signals.BreakerOpen).Float64("error_ratio", r.signals.ErrorRatio).
+		Dur("ttft_p95", r.signals.TTFTp95).Msg("degrade tier changed")
+	if c.onChange != nil {
+		c.onChange(r.name, from, to, r.pinned)
+	}
+}
+
+// Run observes every known route through the SignalSource once per interval
+// (the first time at once) until ctx is done, then returns ctx's error. It
+// returns ErrNoSource at once if the Controller has no source.
+func (c *Controller) Run(ctx context.Context) error {
+	if c.src == nil {
+		return fmt.Errorf("degrade: run: %w", ErrNoSource)
+	}
+	tick := make(chan struct{}, 1)
+	for {
+		now := c.clock.Now()
+		for name := range *c.routes.Load() {
+			c.Observe(name, c.src(name), now)
+		}
+		stop := c.clock.AfterFunc(c.interval, func() {
+			select {
+			case tick <- struct{}{}:
+			default:
+			}
+		})
+		select {
+		case <-ctx.Done():
+			stop()
+			return ctx.Err()
+		case <-tick:
+		}
+	}
+}
