@@ -35,6 +35,8 @@ func (r *Router) AdminHandler(extra map[string]fasthttp.RequestHandler, extraMet
 			writeJSON(ctx, r.poolView())
 		case "/admin/routes":
 			writeJSON(ctx, r.routesView())
+		case "/admin/degrade":
+			r.serveDegrade(ctx)
 		default:
 			ctx.Error("not found", fasthttp.StatusNotFound)
 		}
@@ -83,17 +85,11 @@ type PoolView struct {
 	Services []ServiceView `json:"services"`
 }
 
-// InstanceStats is what a Picker may report about an instance's live
-// state; the admin view shows it when the picker provides it.
+// InstanceStats is the balancer's live state of an instance.
 type InstanceStats struct {
 	Breaker  string
 	InFlight int64
 	EWMA     time.Duration
-}
-
-// statsReporter is implemented by pickers that keep per-instance state.
-type statsReporter interface {
-	InstanceStats() map[string]InstanceStats
 }
 
 func (r *Router) poolView() PoolView {
@@ -104,9 +100,11 @@ func (r *Router) poolView() PoolView {
 		v.Synced = true
 	default:
 	}
-	var stats map[string]InstanceStats
-	if sr, ok := r.picker.(statsReporter); ok {
-		stats = sr.InstanceStats()
+	stats := map[string]InstanceStats{}
+	if r.bal != nil {
+		for _, st := range r.bal.Instances() {
+			stats[st.ID] = InstanceStats{Breaker: st.Breaker, InFlight: st.InFlight, EWMA: st.EWMA}
+		}
 	}
 	for _, svc := range snap.Services() {
 		sv := ServiceView{Service: svc.Key, Updated: svc.Updated, Instances: []InstanceView{}}

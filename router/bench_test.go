@@ -10,7 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
 )
 
@@ -47,7 +46,7 @@ func benchUpstream(b *testing.B, chunks int) *fasthttputil.InmemoryListener {
 func benchGateway(b *testing.B, up *fasthttputil.InmemoryListener) *fasthttp.HostClient {
 	pool := discovery.NewPool()
 	pool.Update("LLM@@m", []*discovery.Instance{{Service: "m", Host: "10.0.0.1", Port: 8000, Weight: 1, Healthy: true, Enabled: true}})
-	rt, err := New(pool, balancer.NewWeighted(pool), Config{Routes: []Route{{Model: "m"}}},
+	rt, err := New(pool, Config{Routes: []Route{{Model: "m"}}},
 		WithMetrics(metrics.NewSet()), WithDialer(func(string) (net.Conn, error) { return up.Dial() }))
 	if err != nil {
 		b.Fatal(err)

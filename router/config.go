@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/degrade"
+	"github.com/modelgate/modelgate/degrade/replycache"
 	"github.com/modelgate/modelgate/discovery"
 )
 
@@ -25,6 +28,28 @@ type Route struct {
 	UpstreamModel string `yaml:"upstream_model"`
 	// Tags an instance must carry.
 	Tags map[string]string `yaml:"tags"`
+	// Prefer are tags of instances picked first while any is available.
+	Prefer map[string]string `yaml:"prefer"`
+	// Split divides traffic between instance versions (metadata
+	// "version") by weight, e.g. {v1: 90, v2: 10}, however many instances
+	// each has. Empty: every version, by Nacos weight.
+	Split map[string]int `yaml:"split"`
+	// StickyHeader names a request header (a user id, say) whose value
+	// keeps a client on one version of the split.
+	StickyHeader string `yaml:"sticky_header"`
+	// Criticality orders requests when the route degrades: sheddable
+	// routes are shed first (tier 1); in the queue (tier 2) critical
+	// requests go before standard before sheddable. Default standard.
+	Criticality degrade.Class `yaml:"criticality"`
+	// MaxConcurrency caps requests in flight once the route reaches tier
+	// 2; the rest wait in the queue. Default: the sum of the instances'
+	// max_concurrency, else 64.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// QueueTimeout is the longest a request waits in the queue. Default 10s.
+	QueueTimeout time.Duration `yaml:"queue_timeout"`
+	// TTFTSLO is the time-to-first-token objective; a p95 above it is a
+	// degradation signal. Default: none.
+	TTFTSLO time.Duration `yaml:"ttft_slo"`
 	// Timeout caps a whole attempt, stream included. Default 10m.
 	Timeout time.Duration `yaml:"timeout"`
 	// FirstByteTimeout caps the wait for the reply headers and, for a
@@ -39,6 +64,8 @@ type Route struct {
 
 	serviceKey string
 	meters     *modelMeters
+	limiter    *degrade.Limiter
+	window     *degrade.Window
 }
 
 // Config is the router's configuration. Zero values take the defaults.
@@ -63,6 +90,8 @@ type Config struct {
 	Credentials map[string]Credential `yaml:"credentials"`
 	// AccessLog configures the per-request log line.
 	AccessLog AccessLogConfig `yaml:"access_log"`
+	// Degrade configures tiered degradation and the reply cache.
+	Degrade DegradeConfig `yaml:"degrade"`
 	// InjectUsage asks instances for usage on streams whose client did not
 	// (stream_options.include_usage) and removes that chunk from the
 	// client's stream. Default true; set false for servers that reject it.
@@ -77,9 +106,44 @@ type Consumer struct {
 	KeySHA256 string `yaml:"key_sha256"`
 	// Models the consumer may use (route names or aliases); empty means all.
 	Models []string `yaml:"models"`
+	// RPM and TPM limit requests and tokens per minute; 0 means unlimited.
+	RPM int `yaml:"rpm"`
+	TPM int `yaml:"tpm"`
 
 	hash    []byte
 	allowed map[string]bool
+}
+
+// DegradeConfig configures tiered degradation (shed → queue → cache).
+type DegradeConfig struct {
+	// Disabled turns tiers off: no shedding, no queue, fresh cache hits
+	// only.
+	Disabled bool `yaml:"disabled"`
+	// EnterAfter and ExitAfter are the hysteresis: a tier is entered after
+	// its signals held that long and left after they cleared for longer.
+	// Defaults 3s and 15s.
+	EnterAfter time.Duration `yaml:"enter_after"`
+	ExitAfter  time.Duration `yaml:"exit_after"`
+	// Window is the span of the error-ratio and TTFT signals. Default 10s.
+	Window time.Duration `yaml:"window"`
+	// QueueSize bounds each route's queue in tier 2. Default 256.
+	QueueSize int `yaml:"queue_size"`
+	// Cache configures the reply cache.
+	Cache CacheConfig `yaml:"cache"`
+}
+
+// CacheConfig configures the reply cache.
+type CacheConfig struct {
+	Disabled bool          `yaml:"disabled"`
+	MaxBytes int64         `yaml:"max_bytes"` // default 64 MiB
+	FreshTTL time.Duration `yaml:"fresh_ttl"` // default 5m
+	StaleTTL time.Duration `yaml:"stale_ttl"` // default 1h
+	// Always and Deterministic say which APIs get fresh hits: Always
+	// (default [embeddings]) whatever the request, Deterministic (default
+	// [chat, completions]) when the request sets temperature 0. Stale
+	// entries serve only in tier 3 or when every upstream attempt failed.
+	Always        []string `yaml:"always"`
+	Deterministic []string `yaml:"deterministic"`
 }
 
 // Credential is where an upstream secret is read from: an environment
@@ -128,6 +192,13 @@ func (c *Config) Validate() error {
 	if c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
 		errs = append(errs, fmt.Errorf("access_log.sample: %v, want 0 to 1", c.AccessLog.Sample))
 	}
+	if c.Degrade.QueueSize <= 0 {
+		c.Degrade.QueueSize = 256
+	}
+	if c.Degrade.Cache.Always == nil && c.Degrade.Cache.Deterministic == nil {
+		d := replycache.DefaultRules()
+		c.Degrade.Cache.Always, c.Degrade.Cache.Deterministic = d.Always, d.Deterministic
+	}
 	if c.InjectUsage == nil {
 		t := true
 		c.InjectUsage = &t
@@ -164,6 +235,15 @@ func (c *Config) Validate() error {
 		if r.FirstByteTimeout == 0 {
 			r.FirstByteTimeout = defaultFirstByteTimeout
 		}
+		if r.QueueTimeout <= 0 {
+			r.QueueTimeout = 10 * time.Second
+		}
+		if r.MaxConcurrency < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative", field("max_concurrency")))
+		}
+		if err := (balancer.Route{Name: r.Model, Service: r.serviceKey, Split: r.Split}).Validate(); err != nil && len(r.Split) > 0 {
+			errs = append(errs, fmt.Errorf("%s: %w", field("split"), err))
+		}
 		if r.Retries < 0 || r.Retries > 10 {
 			errs = append(errs, fmt.Errorf("%s: %d, want 0 to 10", field("retries"), r.Retries))
 		}
@@ -196,6 +276,9 @@ func (c *Config) validateConsumers() []error {
 			errs = append(errs, fmt.Errorf("%s: want 64 hex digits", field("key_sha256")))
 		}
 		cs.hash = h
+		if cs.RPM < 0 || cs.TPM < 0 {
+			errs = append(errs, fmt.Errorf("%s: rpm and tpm must not be negative", field("rpm")))
+		}
 		cs.allowed = nil
 		if len(cs.Models) > 0 {
 			cs.allowed = map[string]bool{}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/discovery/nacos"
 	"github.com/modelgate/modelgate/router"
@@ -35,7 +34,7 @@ func Example() {
 	}
 	go func() { _ = watcher.Run(ctx, pool) }()
 
-	rt, err := router.New(pool, balancer.NewWeighted(pool), router.Config{
+	rt, err := router.New(pool, router.Config{
 		Routes: []router.Route{{Model: "chat", Service: "qwen-7b"}},
 	})
 	if err != nil {

@@ -3,6 +3,8 @@ package router
 import (
 	crand "crypto/rand"
 	"encoding/hex"
+	"github.com/modelgate/modelgate/degrade/quota"
+	"github.com/modelgate/modelgate/degrade/replycache"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -34,6 +36,19 @@ type exchange struct {
 	ttft       time.Duration
 	attempts   int // upstream attempts, over every route tried
 	errMsg     string
+	sticky     string // the route's sticky header value
+
+	// Degradation state.
+	degraded    string // "", shed, queue or cache
+	skipPrimary bool   // shed: go to the fallback routes only
+	reservation quota.Reservation
+	reserved    bool
+	release     func() // the route's queue slot, if one was taken
+	cacheKey    [32]byte
+	cacheable   bool
+	stale       *replycache.Entry // a stale reply, served if every attempt fails
+	fromCache   bool
+	capture     []byte // a stream's events, for the reply cache
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -60,7 +75,20 @@ func (r *Router) finish(x *exchange, end time.Time) {
 	mm.request(x.status, x.stream).Inc()
 	mm.total.Add(1)
 	mm.duration.Update(seconds(end.Sub(x.start)))
-	if x.status == 200 && x.route != nil {
+	if x.release != nil {
+		x.release()
+	}
+	if x.route != nil && x.attempts > 0 && !x.fromCache {
+		r.observe(x, x.route, x.status >= 500 || x.status == 429 || x.errMsg != "")
+	}
+	if x.reserved {
+		if x.fromCache {
+			x.reservation.Commit(0)
+		} else {
+			x.reservation.Commit(x.usage.input + x.usage.output)
+		}
+	}
+	if x.status == 200 && x.route != nil && !x.fromCache {
 		if !x.usage.found {
 			x.usage = usage{input: estimateTokens(x.promptLen), output: estimateTokens(x.outLen)}
 		}
@@ -104,7 +132,7 @@ func (r *Router) logAccess(x *exchange, end time.Time) {
 	if !x.usage.found {
 		source = "estimated"
 	}
-	degraded := ""
+	degraded := x.degraded
 	ev.Str("api", x.api).Str("model", x.model).Str("route", route).Str("consumer", consumer).
 		Str("request_id", x.requestID).Str("instance", x.instance).Int("status", x.status).
 		Str("response_type", respType).Int("input_token", x.usage.input).Int("output_token", x.usage.output).

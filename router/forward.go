@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -81,16 +82,22 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 		return
 	}
 	x.stream = api != "embeddings" && gjson.GetBytes(body, "stream").Bool()
-	if x.stream && *cfg.InjectUsage && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
-		if b, err := sjson.SetBytes(body, "stream_options.include_usage", true); err == nil {
-			body, x.stripUsage = b, true
-		}
-	}
 	x.promptLen = promptBytes(body)
+	if rt.StickyHeader != "" {
+		x.sticky = string(ctx.Request.Header.Peek(rt.StickyHeader))
+	}
 	tags, terr := parseTags(ctx.Request.Header.Peek(tagsHeader))
 	if terr != nil {
 		r.fail(ctx, x, terr)
 		return
+	}
+	if r.admit(ctx, x, rt, cfg, body) {
+		return
+	}
+	if x.stream && *cfg.InjectUsage && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
+		if b, err := sjson.SetBytes(body, "stream_options.include_usage", true); err == nil {
+			body, x.stripUsage = b, true
+		}
 	}
 	r.forward(ctx, x, rt, body, tags)
 }
@@ -102,24 +109,38 @@ func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body 
 	routes := r.routes.Load()
 	for i, name := range append([]string{""}, rt.Fallback...) {
 		cur := rt
+		if i == 0 && x.skipPrimary {
+			continue
+		}
 		if i > 0 {
 			if cur = routes.byName[name]; cur == nil {
 				continue
 			}
 			x.route, x.meters = cur, cur.meters
 		}
-		done, err := r.attempts(ctx, x, cur, body, tags)
+		last := i == len(rt.Fallback) && x.stale == nil // else a final 5xx falls through to them
+		done, err := r.attempts(ctx, x, cur, body, tags, last)
 		if done {
 			return
 		}
 		lastErr = err
 	}
+	if x.stale != nil && x.attempts > 0 { // stale-if-error: an old answer beats a failed one
+		x.errMsg = lastErr.message
+		r.serveCached(ctx, x, *x.stale, false)
+		return
+	}
+	if lastErr == nil {
+		lastErr = errNoInstance(x.model)
+	}
 	r.fail(ctx, x, lastErr)
 }
 
 // attempts tries up to 1+rt.Retries instances of one route. It reports
-// whether the request was answered; if not, the error to answer with.
-func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string) (bool, *apiError) {
+// whether the request was answered; if not, the error to answer with. When
+// last is false (a fallback route or a stale reply remains), a final
+// 5xx or 429 is not relayed but returned as an error.
+func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string, last bool) (bool, *apiError) {
 	upBody := body
 	if x.api != "passthrough" && rt.UpstreamModel != "" && rt.UpstreamModel != x.model {
 		b, err := sjson.SetBytes(body, "model", rt.UpstreamModel)
@@ -128,11 +149,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		}
 		upBody = b
 	}
-	merged := rt.Tags
-	if len(tags) > 0 {
-		merged = mergeTags(rt.Tags, tags)
-	}
-	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: x.model, Tags: merged}
+	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: x.model, Tags: tags, StickyKey: x.sticky}
 	var lastErr *apiError
 	for attempt := 0; attempt <= rt.Retries; attempt++ {
 		picked, err := r.picker.Pick(&breq)
@@ -159,17 +176,20 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			fasthttp.ReleaseResponse(resp)
 			im.request(0).Inc()
 			picked.Done(balancer.Result{Err: err, Latency: r.now().Sub(start)})
+			r.observe(x, rt, true)
 			lastErr = classify(err)
 			breq.Exclude = append(breq.Exclude, in.ID())
 			continue
 		}
 		status := resp.StatusCode()
 		im.request(status).Inc()
-		if retryable(status) && attempt < rt.Retries {
+		if retryable(status) && (attempt < rt.Retries || !last) {
 			resp.SetConnectionClose() // do not drain a body nobody reads
 			fasthttp.ReleaseResponse(resp)
 			picked.Done(balancer.Result{Status: status, Latency: r.now().Sub(start), Err: errStatus})
+			r.observe(x, rt, true)
 			breq.Exclude = append(breq.Exclude, in.ID())
+			lastErr = errUpstream("status " + strconv.Itoa(status))
 			continue
 		}
 		x.status = status
@@ -180,6 +200,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		x.stream = false // an error or a whole reply, even if a stream was asked
 		r.relayWhole(ctx, resp)
 		if status == fasthttp.StatusOK {
+			r.store(x, ctx.Response.Body(), string(ctx.Response.Header.ContentType()), false)
 			x.usage = usageFromJSON(ctx.Response.Body())
 			if !x.usage.found {
 				x.outLen = len(gjson.GetBytes(ctx.Response.Body(), "choices.0.message.content").Str)
@@ -287,17 +308,4 @@ func parseTags(h []byte) (map[string]string, *apiError) {
 		tags[k] = v
 	}
 	return tags, nil
-}
-
-// mergeTags returns the route's tags narrowed by the request's: a request
-// may add tags, or repeat the route's, but never loosen them.
-func mergeTags(route, req map[string]string) map[string]string {
-	out := make(map[string]string, len(route)+len(req))
-	for k, v := range req {
-		out[k] = v
-	}
-	for k, v := range route {
-		out[k] = v // the route's own tags win
-	}
-	return out
 }

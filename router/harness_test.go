@@ -14,7 +14,6 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
-	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/leaktest"
 	"github.com/modelgate/modelgate/internal/mockllm"
@@ -37,7 +36,7 @@ func newGateway(t *testing.T, cfg Config, opts ...Option) *gateway {
 	t.Helper()
 	g := &gateway{t: t, pool: discovery.NewPool(), set: metrics.NewSet()}
 	g.pool.MarkSynced()
-	rt, err := New(g.pool, balancer.NewWeighted(g.pool), cfg, append([]Option{WithMetrics(g.set)}, opts...)...)
+	rt, err := New(g.pool, cfg, append([]Option{WithMetrics(g.set)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,18 @@ func (g *gateway) mocks(svc string, n int, cfg mockllm.Config, meta map[string]s
 		list = append(list, &discovery.Instance{Service: svc, Host: host, Port: p, Weight: 1, Healthy: true, Enabled: true, Metadata: meta})
 	}
 	g.pool.Update(discovery.ServiceKey("", svc), list)
+	g.synced()
 	return out
+}
+
+// synced waits until the balancer has built from the current pool.
+func (g *gateway) synced() {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.router.Balancer().WaitVersion(ctx, g.pool.Snapshot().Version); err != nil {
+		g.t.Fatal("balancer did not catch up with the pool")
+	}
 }
 
 // do sends one request and returns the response (released by the test's end).

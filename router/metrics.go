@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
 )
 
@@ -41,6 +42,9 @@ type modelMeters struct {
 	// tokens[type][source]: type 0 input, 1 output; source 0 usage, 1 estimated.
 	tokens [2][2]*metrics.Counter
 	total  atomic.Uint64 // requests of every code
+	// cacheHits[0] fresh, [1] stale.
+	cacheHits [2]*metrics.Counter
+	queueWait *metrics.PrometheusHistogram
 }
 
 type requestKey struct {
@@ -79,6 +83,11 @@ func (m *meters) model(name string) *modelMeters {
 		set:      m.set,
 		duration: m.set.NewPrometheusHistogramExt("modelgate_request_duration_seconds{"+l+"}", durationBuckets),
 		ttft:     m.set.NewPrometheusHistogramExt("modelgate_ttft_seconds{"+l+"}", durationBuckets),
+		cacheHits: [2]*metrics.Counter{
+			m.set.NewCounter("modelgate_cache_hits_total{" + l + `,kind="fresh"}`),
+			m.set.NewCounter("modelgate_cache_hits_total{" + l + `,kind="stale"}`),
+		},
+		queueWait: m.set.NewPrometheusHistogramExt("modelgate_queue_wait_seconds{"+l+"}", durationBuckets),
 	}
 	for t, typ := range []string{"input", "output"} {
 		for s, src := range []string{"usage", "estimated"} {
@@ -195,3 +204,20 @@ func writePool(w io.Writer, snap *discovery.Snapshot) {
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
+
+// writeBalancer writes each instance's breaker state and in-flight count,
+// and each route's panic picks, computed at scrape time.
+func writeBalancer(w io.Writer, b *balancer.Balancer, t *table) {
+	for _, st := range b.Instances() {
+		l := fmt.Sprintf("service=%q,instance=%q", st.Service, st.Addr)
+		open := uint64(0)
+		if st.Breaker == "open" {
+			open = 1
+		}
+		metrics.WriteGaugeUint64(w, "modelgate_breaker_open{"+l+"}", open)
+		metrics.WriteGaugeUint64(w, "modelgate_instance_in_flight{"+l+"}", uint64(max(st.InFlight, 0)))
+	}
+	for _, rt := range t.routes {
+		metrics.WriteCounterUint64(w, fmt.Sprintf("modelgate_panic_picks_total{model=%q}", rt.Model), b.PanicPicks(rt.Model))
+	}
+}

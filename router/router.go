@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,12 +25,14 @@ import (
 type Router struct {
 	pool      *discovery.Pool
 	picker    balancer.Picker
+	bal       *balancer.Balancer // the default picker; nil with WithPicker
+	balOpts   []balancer.Option
 	log       zerolog.Logger
 	now       func() time.Time
 	upstreams *upstreams
 	meters    *meters
 	rates     rates
-	tiers     TierReporter // nil: every route shows "normal"
+	deg       *degrader
 	access    zerolog.Logger
 	cfg       atomic.Pointer[Config]
 	routes    atomic.Pointer[table]
@@ -40,6 +43,17 @@ type Option func(*Router)
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(r *Router) { r.log = l } }
+
+// WithPicker replaces the default balancer (balancer.New over the routes)
+// with p. A custom picker gets each route's name in Request.Route and only
+// the request's own tags in Request.Tags; it applies route tags itself.
+func WithPicker(p balancer.Picker) Option { return func(r *Router) { r.picker = p } }
+
+// WithBalancerOptions configures the default balancer: policy, breaker
+// settings, logger.
+func WithBalancerOptions(opts ...balancer.Option) Option {
+	return func(r *Router) { r.balOpts = append(r.balOpts, opts...) }
+}
 
 // WithMetrics registers the router's metrics in set (default: a private
 // set, which WritePrometheus still serves).
@@ -62,19 +76,37 @@ func WithDialer(dial func(addr string) (net.Conn, error)) Option {
 	return func(r *Router) { r.upstreams.dialer = dial }
 }
 
-// New returns a Router over pool, picking with picker.
-func New(pool *discovery.Pool, picker balancer.Picker, cfg Config, opts ...Option) (*Router, error) {
+// New returns a Router over pool. It picks instances with a
+// balancer.Balancer over its routes unless WithPicker says otherwise.
+func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Router{pool: pool, picker: picker, log: zerolog.Nop(), access: zerolog.Nop(), now: time.Now,
+	r := &Router{pool: pool, log: zerolog.Nop(), access: zerolog.Nop(), now: time.Now,
 		upstreams: newUpstreams(cfg.ConnectTimeout, nil), meters: newMeters(metrics.NewSet())}
 	for _, o := range opts {
 		o(r)
 	}
+	if r.picker == nil {
+		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), r.balOpts...)
+		r.picker = r.bal
+	}
+	r.newDegrader(&cfg)
 	r.install(&cfg)
 	return r, nil
 }
+
+// balancerRoutes are the balancer's view of the routes.
+func balancerRoutes(routes []Route) []balancer.Route {
+	out := make([]balancer.Route, 0, len(routes))
+	for _, rt := range routes {
+		out = append(out, balancer.Route{Name: rt.Model, Service: rt.serviceKey, Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split})
+	}
+	return out
+}
+
+// Balancer returns the default balancer, or nil with WithPicker.
+func (r *Router) Balancer() *balancer.Balancer { return r.bal }
 
 // install makes a validated cfg the one in force.
 func (r *Router) install(cfg *Config) {
@@ -82,8 +114,10 @@ func (r *Router) install(cfg *Config) {
 	for _, rt := range t.routes {
 		rt.meters = r.meters.model(rt.Model)
 	}
+	r.bindRoutes(cfg, t)
 	r.cfg.Store(cfg)
 	r.routes.Store(t)
+	r.deg.ctl.SetRoutes(routeNames(t))
 }
 
 // Reload validates cfg and, if it is good, serves it from the next request
@@ -91,6 +125,11 @@ func (r *Router) install(cfg *Config) {
 func (r *Router) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if r.bal != nil {
+		if err := r.bal.SetRoutes(balancerRoutes(cfg.Routes)); err != nil {
+			return err
+		}
 	}
 	r.install(&cfg)
 	return nil
@@ -102,6 +141,12 @@ func (r *Router) Config() Config { return *r.cfg.Load() }
 // Run drops the connections and series of instances that leave the pool,
 // and samples token rates for the status page, until ctx is done.
 func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if r.bal != nil {
+		wg.Go(func() { _ = r.bal.Run(ctx) })
+	}
+	wg.Go(func() { _ = r.deg.ctl.Run(ctx) })
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	r.rates.sample(r.meters, r.now())
@@ -147,10 +192,25 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// WritePrometheus writes the router's metrics and the pool gauges.
+// WritePrometheus writes the router's metrics, and the gauges computed at
+// scrape time: pool, breakers, tiers.
 func (r *Router) WritePrometheus(w io.Writer) {
 	r.meters.set.WritePrometheus(w)
 	writePool(w, r.pool.Snapshot())
+	if r.bal != nil {
+		writeBalancer(w, r.bal, r.routes.Load())
+	}
+	for _, rt := range r.routes.Load().routes {
+		metrics.WriteGaugeUint64(w, `modelgate_degrade_tier{model="`+rt.Model+`"}`, uint64(r.Tier(rt.Model)))
+	}
+}
+
+func routeNames(t *table) []string {
+	out := make([]string, len(t.routes))
+	for i, rt := range t.routes {
+		out[i] = rt.Model
+	}
+	return out
 }
 
 // ErrorHandler answers the errors fasthttp.Server meets before Handler runs,

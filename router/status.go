@@ -34,11 +34,6 @@ type routeStatus struct {
 	Requests     float64
 }
 
-// TierReporter reports a route's degradation tier, for the status page.
-type TierReporter interface {
-	TierName(route string) string
-}
-
 // serveStatus renders the status page: server-side HTML, refreshed by the
 // browser every 5 seconds.
 func (r *Router) serveStatus(ctx *fasthttp.RequestCtx) {
@@ -46,9 +41,7 @@ func (r *Router) serveStatus(ctx *fasthttp.RequestCtx) {
 	page := statusPage{Now: r.now().UTC().Format(time.RFC3339), Version: pv.Version, Synced: pv.Synced, Services: pv.Services}
 	for _, rv := range r.routesView() {
 		rs := routeStatus{RouteView: rv, Tier: "normal"}
-		if r.tiers != nil {
-			rs.Tier = r.tiers.TierName(rv.Model)
-		}
+		rs.Tier = r.Tier(rv.Model).String()
 		rs.TokensPerSec = r.rates.perSecond(rv.Model)
 		rs.Requests = r.rates.requests(rv.Model)
 		page.Routes = append(page.Routes, rs)

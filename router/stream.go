@@ -58,7 +58,14 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, fir
 			writeStreamError(w, err)
 			return res
 		}
+		if x.cacheable {
+			x.capture = append(x.capture, raw...)
+		}
 		if sse.IsDone(data) {
+			if x.status == 200 {
+				r.store(x, x.capture, "text/event-stream", true)
+			}
+			x.capture = nil
 			_, _ = w.Write(raw)
 			if err := w.Flush(); err != nil {
 				res.Err = clientGone(err)

@@ -72,6 +72,10 @@ func (d *testDaemon) waitPool(t *testing.T, key string, within time.Duration, co
 			list = svc.Instances
 		}
 		if cond(list) {
+			// The balancer builds from the pool asynchronously: wait for it.
+			if err := d.router.Balancer().WaitVersion(ctx, s.Version); err != nil {
+				t.Fatalf("balancer did not catch up with pool version %d", s.Version)
+			}
 			return time.Since(begin)
 		}
 		var err error

@@ -63,7 +63,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		}
 	}
 	d.source = src
-	rt, err := router.New(d.pool, balancer.NewWeighted(d.pool), cfg.Router, router.WithLogger(log),
+	rt, err := router.New(d.pool, cfg.Router, router.WithLogger(log), router.WithBalancerOptions(balancer.WithLogger(log)),
 		router.WithMetrics(d.metrics), router.WithAccessLog(zerolog.New(os.Stdout).With().Timestamp().Logger()))
 	if err != nil {
 		d.close()

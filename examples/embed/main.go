@@ -22,7 +22,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/router"
 )
@@ -46,7 +45,7 @@ func newGateway(upstreams []string) (fasthttp.RequestHandler, *router.Router, er
 	pool.Update(discovery.ServiceKey(discovery.DefaultGroup, "llama"), instances)
 	pool.MarkSynced()
 
-	rt, err := router.New(pool, balancer.NewWeighted(pool), router.Config{
+	rt, err := router.New(pool, router.Config{
 		Routes: []router.Route{{Model: "llama", Aliases: []string{"gpt-4o-mini"}, Service: "llama", Retries: 1}},
 	})
 	if err != nil {
