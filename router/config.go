@@ -38,12 +38,14 @@ type Route struct {
 	// keeps a client on one version of the split.
 	StickyHeader string `yaml:"sticky_header"`
 	// Criticality orders requests when the route degrades: sheddable
-	// routes are shed first (tier 1); in the queue (tier 2) critical
-	// requests go before standard before sheddable. Default standard.
+	// routes are shed first (tier 1); in the queue of their service (tier
+	// 2) critical requests go before standard before sheddable. Default
+	// standard.
 	Criticality degrade.Class `yaml:"criticality"`
-	// MaxConcurrency caps requests in flight once the route reaches tier
-	// 2; the rest wait in the queue. Default: the sum of the instances'
-	// max_concurrency, else 64.
+	// MaxConcurrency caps the requests in flight to the route's service
+	// once a route of that service reaches tier 2 (the smallest cap of its
+	// routes wins); the rest wait in a queue. Default: the sum of the
+	// instances' max_concurrency, else 64.
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// QueueTimeout is the longest a request waits in the queue. Default 10s.
 	QueueTimeout time.Duration `yaml:"queue_timeout"`
@@ -126,6 +128,8 @@ type DegradeConfig struct {
 	ExitAfter  time.Duration `yaml:"exit_after"`
 	// Window is the span of the error-ratio and TTFT signals. Default 10s.
 	Window time.Duration `yaml:"window"`
+	// Interval is how often tiers are recomputed. Default 1s.
+	Interval time.Duration `yaml:"interval"`
 	// QueueSize bounds each route's queue in tier 2. Default 256.
 	QueueSize int `yaml:"queue_size"`
 	// Cache configures the reply cache.

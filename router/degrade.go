@@ -33,13 +33,18 @@ type degrader struct {
 	quotas *quota.Quotas
 
 	mu       sync.Mutex
-	limiters map[string]*degrade.Limiter
-	windows  map[string]*degrade.Window
+	limiters map[string]*degrade.Limiter // by service: routes of one service share its capacity
+	windows  map[string]*degrade.Window  // by route
 }
 
 func errShed(model string) *apiError {
 	return &apiError{status: 503, typ: typeUnavailable, code: "shed", retryAfter: 5,
 		message: "the model `" + model + "` is shedding load right now; retry later"}
+}
+
+func errDegraded(model string) *apiError {
+	return &apiError{status: 503, typ: typeUnavailable, code: "degraded", retryAfter: 5,
+		message: "the model `" + model + "` is degraded and this request is not in the reply cache; retry later"}
 }
 
 func errQueue(model string, cause error) *apiError {
@@ -66,23 +71,23 @@ func (r *Router) newDegrader(cfg *Config) {
 		th.ExitAfter = cfg.Degrade.ExitAfter
 	}
 	d.ctl = degrade.NewController(r.signals, degrade.WithThresholds(th), degrade.WithLogger(r.log),
-		degrade.OnChange(r.tierChanged))
+		degrade.WithInterval(cfg.Degrade.Interval), degrade.OnChange(r.tierChanged))
 	if c := cfg.Degrade.Cache; !c.Disabled {
 		d.cache = replycache.NewLRU(replycache.LRUConfig{MaxBytes: c.MaxBytes, FreshTTL: c.FreshTTL, StaleTTL: c.StaleTTL})
 	}
 	r.deg = d
 }
 
-// bindRoutes gives each route its queue and window, kept across reloads by
-// route name, and tells the controller the routes.
+// bindRoutes gives each route its service's queue and its own window, kept
+// across reloads.
 func (r *Router) bindRoutes(cfg *Config, t *table) {
 	d := r.deg
 	d.mu.Lock()
 	for _, rt := range t.routes {
-		l, ok := d.limiters[rt.Model]
+		l, ok := d.limiters[rt.serviceKey]
 		if !ok {
 			l = degrade.NewLimiter(0, cfg.Degrade.QueueSize)
-			d.limiters[rt.Model] = l
+			d.limiters[rt.serviceKey] = l
 		}
 		l.SetMaxQueue(cfg.Degrade.QueueSize)
 		w, ok := d.windows[rt.Model]
@@ -95,24 +100,43 @@ func (r *Router) bindRoutes(cfg *Config, t *table) {
 	d.mu.Unlock()
 }
 
-// tierChanged caps a route's concurrency from tier 2 on and lifts the cap
-// below it.
+// tierChanged caps a service's concurrency while any of its routes is at
+// tier 2 or above, and lifts the cap when none is.
 func (r *Router) tierChanged(name string, from, to degrade.Tier, pinned bool) {
-	rt := r.routes.Load().byName[name]
+	t := r.routes.Load()
+	rt := t.byName[name]
 	if rt == nil || rt.limiter == nil {
 		return
 	}
-	if to >= degrade.TierCap {
-		rt.limiter.SetCap(r.routeCap(rt))
+	capped := false
+	for _, other := range t.routes {
+		if other.serviceKey != rt.serviceKey {
+			continue
+		}
+		tier := r.deg.ctl.Tier(other.Model)
+		if other == rt {
+			tier = to
+		}
+		capped = capped || tier >= degrade.TierCap
+	}
+	if capped {
+		rt.limiter.SetCap(r.serviceCap(t, rt))
 	} else {
 		rt.limiter.SetCap(0)
 	}
 }
 
-// routeCap is the route's tier-2 concurrency cap.
-func (r *Router) routeCap(rt *Route) int {
-	if rt.MaxConcurrency > 0 {
-		return rt.MaxConcurrency
+// serviceCap is the tier-2 concurrency cap of a route's service: the
+// smallest max_concurrency of its routes, else the sum of its instances'.
+func (r *Router) serviceCap(t *table, rt *Route) int {
+	least := 0
+	for _, other := range t.routes {
+		if other.serviceKey == rt.serviceKey && other.MaxConcurrency > 0 && (least == 0 || other.MaxConcurrency < least) {
+			least = other.MaxConcurrency
+		}
+	}
+	if least > 0 {
+		return least
 	}
 	sum := 0
 	if svc := r.pool.Snapshot().Service(rt.serviceKey); svc != nil {
@@ -164,7 +188,7 @@ func (r *Router) signals(name string) degrade.Signals {
 		s.Ready, s.BreakerOpen = float64(usable)/float64(all), float64(open)/float64(all)
 	}
 	if rt.MaxConcurrency > 0 || all > 0 {
-		s.Capacity = r.routeCap(rt)
+		s.Capacity = r.serviceCap(r.routes.Load(), rt)
 	}
 	s.Requests, s.ErrorRatio, s.TTFTp95 = rt.window.Snapshot(r.now())
 	s.TTFTSLO = rt.TTFTSLO
@@ -210,7 +234,6 @@ func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Co
 	if tier >= degrade.TierShed && rt.Criticality == degrade.Sheddable {
 		x.degraded = "shed"
 		if len(rt.Fallback) == 0 {
-			ctx.Response.Header.Set(degradedHeader, "shed")
 			r.fail(ctx, x, errShed(x.model))
 			return true
 		}
@@ -238,7 +261,6 @@ func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Co
 				r.serveCached(ctx, x, *x.stale, false)
 				return true
 			}
-			ctx.Response.Header.Set(degradedHeader, "queue")
 			r.fail(ctx, x, errQueue(x.model, err))
 			return true
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 )
 
@@ -39,6 +40,9 @@ func (r *Router) begin(ctx *fasthttp.RequestCtx, api string) (*exchange, *Config
 func (r *Router) fail(ctx *fasthttp.RequestCtx, x *exchange, e *apiError) {
 	e.write(ctx)
 	ctx.Response.Header.Set(requestIDHeader, x.requestID)
+	if x.degraded != "" {
+		ctx.Response.Header.Set(degradedHeader, x.degraded)
+	}
 	x.status, x.errMsg = e.status, e.message
 	r.finish(x, r.now())
 }
@@ -107,6 +111,7 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string) {
 	var lastErr *apiError
 	routes := r.routes.Load()
+	degraded := r.Tier(rt.Model) == degrade.TierCache
 	for i, name := range append([]string{""}, rt.Fallback...) {
 		cur := rt
 		if i == 0 && x.skipPrimary {
@@ -118,7 +123,9 @@ func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body 
 			}
 			x.route, x.meters = cur, cur.meters
 		}
-		last := i == len(rt.Fallback) && x.stale == nil // else a final 5xx falls through to them
+		// Unless nothing else remains, a final 5xx falls through to the
+		// fallbacks, the stale reply or the degraded answer.
+		last := i == len(rt.Fallback) && x.stale == nil && !degraded
 		done, err := r.attempts(ctx, x, cur, body, tags, last)
 		if done {
 			return
@@ -130,7 +137,10 @@ func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body 
 		r.serveCached(ctx, x, *x.stale, false)
 		return
 	}
-	if lastErr == nil {
+	switch {
+	case degraded:
+		lastErr = errDegraded(x.model)
+	case lastErr == nil:
 		lastErr = errNoInstance(x.model)
 	}
 	r.fail(ctx, x, lastErr)

@@ -1,0 +1,254 @@
+package router
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/degrade"
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/mockllm"
+)
+
+// untilTier sends requests (driving breakers and signals) until the route
+// reaches want or the deadline passes.
+func (g *gateway) untilTier(route string, want degrade.Tier, within time.Duration, send func(i int)) {
+	g.t.Helper()
+	deadline := time.Now().Add(within)
+	for i := 0; g.router.Tier(route) != want; i++ {
+		if time.Now().After(deadline) {
+			st, _ := g.router.Degrade().Status(route)
+			g.t.Fatalf("route %s at tier %v, want %v within %v (status %+v)", route, g.router.Tier(route), want, within, st)
+		}
+		send(i)
+		time.Sleep(10 * time.Millisecond) // pace the traffic that drives the signals
+	}
+}
+
+func chatBody(prompt string) string {
+	return `{"model":"chat","temperature":0.7,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+}
+
+// TestTierThreeServesCacheAndRecovers: every instance fails → breakers open
+// → tier 3 → a prompt seen before comes from the cache, an unseen one gets
+// 503 + Retry-After → instances recover → the tier steps back down.
+func TestTierThreeServesCacheAndRecovers(t *testing.T) {
+	g := newGateway(t, Config{
+		Routes:  []Route{{Model: "chat", Service: "qwen", Retries: 1}},
+		Degrade: DegradeConfig{EnterAfter: 200 * time.Millisecond, ExitAfter: 600 * time.Millisecond, Interval: 50 * time.Millisecond, Window: time.Second},
+	}, WithBalancerOptions(balancer.WithBreaker(balancer.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond, HalfOpenProbes: 1})))
+	m := g.mocks("qwen", 2, mockllm.Config{}, nil)
+
+	if r := g.do("POST", "/v1/chat/completions", chatBody("seen before")); r.StatusCode() != 200 {
+		t.Fatal(r.StatusCode())
+	}
+	for _, s := range m {
+		s.Set(func(c *mockllm.Config) { c.FailRate, c.FailStatus = 1, 500 })
+	}
+	g.untilTier("chat", degrade.TierCache, 10*time.Second, func(i int) {
+		g.do("POST", "/v1/chat/completions", chatBody("unseen "+strconv.Itoa(i)))
+	})
+
+	r := g.do("POST", "/v1/chat/completions", chatBody("seen before"))
+	if r.StatusCode() != 200 || string(r.Header.Peek(degradedHeader)) != "cache" {
+		t.Fatalf("seen prompt in tier 3: %d %q %s", r.StatusCode(), r.Header.Peek(degradedHeader), r.Body())
+	}
+	r = g.do("POST", "/v1/chat/completions", chatBody("never seen"))
+	if r.StatusCode() != 503 || len(r.Header.Peek("Retry-After")) == 0 {
+		t.Fatalf("unseen prompt in tier 3: %d Retry-After %q: %s", r.StatusCode(), r.Header.Peek("Retry-After"), r.Body())
+	}
+	if g.metric(`modelgate_cache_hits_total{model="chat",kind="stale"}`)+g.metric(`modelgate_cache_hits_total{model="chat",kind="fresh"}`) < 1 {
+		t.Error("cache hit not counted")
+	}
+
+	for _, s := range m {
+		s.Set(func(c *mockllm.Config) { c.FailRate = 0 })
+	}
+	g.untilTier("chat", degrade.TierNormal, 10*time.Second, func(i int) {
+		g.do("POST", "/v1/chat/completions", chatBody("after "+strconv.Itoa(i)))
+	})
+	if r := g.do("POST", "/v1/chat/completions", chatBody("fresh again")); r.StatusCode() != 200 || len(r.Header.Peek(degradedHeader)) != 0 {
+		t.Fatalf("after recovery: %d %q", r.StatusCode(), r.Header.Peek(degradedHeader))
+	}
+}
+
+// TestTierOneShedsSheddableOnly: in tier 1 a sheddable route answers 503
+// while a critical route is still served.
+func TestTierOneShedsSheddableOnly(t *testing.T) {
+	g := newGateway(t, Config{Routes: []Route{
+		{Model: "batch", Service: "qwen", Criticality: degrade.Sheddable},
+		{Model: "vip", Service: "qwen", Criticality: degrade.Critical},
+	}})
+	g.mocks("qwen", 1, mockllm.Config{}, nil)
+	for _, route := range []string{"batch", "vip"} {
+		if err := g.router.Degrade().Pin(route, degrade.TierShed, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := g.do("POST", "/v1/chat/completions", `{"model":"batch","messages":[]}`)
+	if r.StatusCode() != 503 || string(r.Header.Peek(degradedHeader)) != "shed" || len(r.Header.Peek("Retry-After")) == 0 {
+		t.Fatalf("sheddable route: %d %q", r.StatusCode(), r.Header.Peek(degradedHeader))
+	}
+	if r := g.do("POST", "/v1/chat/completions", `{"model":"vip","messages":[]}`); r.StatusCode() != 200 {
+		t.Fatalf("critical route: %d %s", r.StatusCode(), r.Body())
+	}
+}
+
+// slowUpstream is a model server that holds each request until released
+// and records the most requests it held at once.
+type slowUpstream struct {
+	inFlight, peak atomic.Int64
+	gate           chan struct{}
+	mu             sync.Mutex
+	order          []string // models, in the order their requests arrived
+	arrived        chan struct{}
+}
+
+func (u *slowUpstream) handler(ctx *fasthttp.RequestCtx) {
+	n := u.inFlight.Add(1)
+	for p := u.peak.Load(); n > p && !u.peak.CompareAndSwap(p, n); p = u.peak.Load() {
+	}
+	u.mu.Lock()
+	u.order = append(u.order, string(ctx.Request.Header.Peek("X-Test-Id")))
+	u.mu.Unlock()
+	u.arrived <- struct{}{}
+	<-u.gate
+	u.inFlight.Add(-1)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+}
+
+// TestTierTwoQueuesByPriority: cap 4 and 20 concurrent requests → never
+// more than 4 in flight, critical before standard before sheddable, past
+// the deadline 503, and every request exactly one reply.
+func TestTierTwoQueuesByPriority(t *testing.T) {
+	up := &slowUpstream{gate: make(chan struct{}), arrived: make(chan struct{}, 32)}
+	srv := &fasthttp.Server{Handler: up.handler}
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Shutdown() }()
+
+	g := newGateway(t, Config{Routes: []Route{
+		{Model: "low", Service: "qwen", Criticality: degrade.Sheddable, MaxConcurrency: 4, QueueTimeout: 5 * time.Second},
+		{Model: "mid", Service: "qwen", Criticality: degrade.Standard, MaxConcurrency: 4, QueueTimeout: 5 * time.Second},
+		{Model: "high", Service: "qwen", Criticality: degrade.Critical, MaxConcurrency: 4, QueueTimeout: 5 * time.Second},
+		{Model: "hurry", Service: "qwen", MaxConcurrency: 4, QueueTimeout: 100 * time.Millisecond},
+	}})
+	host, port := splitAddr(ln.Addr().String())
+	g.pool.Update("LLM@@qwen", []*discovery.Instance{{Service: "qwen", Host: host, Port: port, Weight: 1, Healthy: true, Enabled: true}})
+	g.synced()
+	// "low" stays in tier 0 (a sheddable route in tier 2 would be shed), but
+	// it shares its service's capped queue with the others.
+	for _, route := range []string{"mid", "high", "hurry"} {
+		if err := g.router.Degrade().Pin(route, degrade.TierCap, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	replies := make(chan int, 20)
+	send := func(model, id string) {
+		go func() {
+			r := g.do("POST", "/v1/chat/completions", `{"model":"`+model+`","messages":[]}`, "X-Test-Id", id)
+			replies <- r.StatusCode()
+		}()
+	}
+	// Four fill the cap.
+	for i := range 4 {
+		send("mid", fmt.Sprintf("fill%d", i))
+		<-up.arrived
+	}
+	// Then sixteen queue, lowest class first; the queue's order must not be
+	// their arrival order. Wait until each is queued before the next.
+	queued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for g.router.deg.limiters["LLM@@qwen"].Stats().Queued < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests queued, want %d", g.router.deg.limiters["LLM@@qwen"].Stats().Queued, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	n := 0
+	for _, batch := range []struct{ model, id string }{{"low", "low"}, {"mid", "mid"}, {"high", "high"}} {
+		for i := range 5 {
+			send(batch.model, fmt.Sprintf("%s%d", batch.id, i))
+			n++
+			queued(n)
+		}
+	}
+	send("hurry", "hurry") // its deadline passes while the queue is full
+	timedOut := <-replies
+	if timedOut != 503 {
+		t.Fatalf("request past its queue deadline got %d, want 503", timedOut)
+	}
+
+	// Release one at a time and watch the arrival order.
+	for i := range 4 + 15 {
+		up.gate <- struct{}{}
+		if i >= 15 {
+			continue // the last four release what is already in
+		}
+		select {
+		case <-up.arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("release %d: no queued request came in; limiter %+v", i, g.router.deg.limiters["LLM@@qwen"].Stats())
+		}
+	}
+	for range 19 {
+		if code := <-replies; code != 200 {
+			t.Errorf("queued request got %d", code)
+		}
+	}
+	select {
+	case code := <-replies:
+		t.Fatalf("an extra reply (%d): some request was answered twice", code)
+	default:
+	}
+	if p := up.peak.Load(); p > 4 {
+		t.Fatalf("%d requests in flight at once, cap 4", p)
+	}
+	up.mu.Lock()
+	order := up.order[4:]
+	up.mu.Unlock()
+	class := map[byte]int{'h': 0, 'm': 1, 'l': 2}
+	for i := 1; i < len(order); i++ {
+		if class[order[i][0]] < class[order[i-1][0]] {
+			t.Fatalf("served out of priority order: %v", order)
+		}
+	}
+	if g.metric(`modelgate_queue_wait_seconds_count{model="high"}`) != 5 {
+		t.Errorf("queue wait not recorded")
+	}
+}
+
+// TestConsumerTokenQuota: TPM 1,000 and 300-token replies → the fourth
+// request in the minute gets 429 with Retry-After.
+func TestConsumerTokenQuota(t *testing.T) {
+	key := "sk-quota"
+	g := newGateway(t, Config{
+		Routes:    []Route{{Model: "chat", Service: "qwen"}},
+		Consumers: []Consumer{{Name: "team", KeySHA256: sha256Hex(key), TPM: 1000}},
+	})
+	g.mocks("qwen", 1, mockllm.Config{ReplyWords: 300}, nil)
+	auth := []string{"Authorization", "Bearer " + key}
+	for i := range 3 {
+		if r := g.do("POST", "/v1/chat/completions", `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`, auth...); r.StatusCode() != 200 {
+			t.Fatalf("request %d: %d %s", i+1, r.StatusCode(), r.Body())
+		}
+	}
+	r := g.do("POST", "/v1/chat/completions", `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`, auth...)
+	ra, _ := strconv.Atoi(string(r.Header.Peek("Retry-After")))
+	if r.StatusCode() != 429 || ra <= 0 {
+		t.Fatalf("fourth request: %d Retry-After %q: %s", r.StatusCode(), r.Header.Peek("Retry-After"), r.Body())
+	}
+}
