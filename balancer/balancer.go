@@ -144,16 +144,26 @@ func (b *Balancer) install(snap *discovery.Snapshot) {
 	}
 }
 
-// p2c is the default policy: package p2c's, which cannot be imported here
-// because it imports this package.
+// DefaultPolicy returns the power-of-two-choices policy that package p2c
+// documents; it lives here because p2c imports this package.
+func DefaultPolicy() Policy { return p2c{} }
+
+// p2c is the default policy: see package p2c.
 type p2c struct{}
 
-func (p2c) Name() string              { return "p2c" }
-func (p2c) Build(Candidates) Selector { return p2c{} }
+func (p2c) Name() string { return "p2c" }
+func (p2c) Build(set Candidates) Selector {
+	return &p2cSelector{cum: twochoice.Cumulative(set.Len(), set.Weight)}
+}
 
-// Select is package p2c's Policy.Select.
-func (p2c) Select(c Candidates) int {
-	a, b := c.Pair()
+type p2cSelector struct{ cum []float64 }
+
+// Select is package p2c's Selector.Select.
+func (s *p2cSelector) Select(c Candidates) int {
+	a, b := twochoice.DrawPair(s.cum, c.Uint64())
+	if a < 0 || !c.Available(a) || (b >= 0 && !c.Available(b)) {
+		a, b = c.Pair() // some are unavailable: any two that are
+	}
 	if b >= 0 && twochoice.Second(c.InFlight(a), c.InFlight(b), c.Latency(a), c.Latency(b), c.Weight(a), c.Weight(b), c.Uint64()) {
 		return b
 	}

@@ -78,3 +78,30 @@ func TestNewInstanceWithoutLatencyIsTried(t *testing.T) {
 	got := lbtest.Count(t, b, req, 1000, balancer.Result{Status: 200, Latency: time.Second}, lbtest.ByID)
 	lbtest.Share(t, "new instance", got[lbtest.ID(2)], 1000, 0.5, 0.1)
 }
+
+// TestHealthyInstancesShareByWeight: with equal, jittery latencies traffic
+// follows the Nacos weights, as a canary by weight needs.
+func TestHealthyInstancesShareByWeight(t *testing.T) {
+	for _, w := range []float64{10, 50, 100} {
+		t.Run(fmt.Sprint(w), func(t *testing.T) {
+			b := balancer.New(lbtest.Pool(lbtest.Inst(1, 100), lbtest.Inst(2, w)), nil,
+				balancer.WithPolicy(p2c.New()), balancer.WithRand(lbtest.Rand(7)))
+			jitter := lbtest.Rand(3)
+			req := &balancer.Request{Service: lbtest.Key}
+			const total = 20000
+			second := 0
+			for range total {
+				p, err := b.Pick(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Instance.ID() == lbtest.ID(2) {
+					second++
+				}
+				// 20 ms ± 10 %: the noise of healthy instances.
+				p.Done(balancer.Result{Status: 200, Latency: 18*time.Millisecond + time.Duration(jitter()%4000)*time.Microsecond})
+			}
+			lbtest.Share(t, "weight "+fmt.Sprint(w), second, total, w/(100+w), 0.02)
+		})
+	}
+}
