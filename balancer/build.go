@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -113,7 +114,7 @@ func (b *Balancer) compile(name, key string, usable []node, index tagIndex, rt R
 		return r
 	}
 	if len(rt.Split) == 0 {
-		r.add(b, 1, tagged, rt.Prefer)
+		r.byNacosWeight(b, tagged, rt.Prefer)
 		return r
 	}
 	versions := slices.Sorted(maps.Keys(rt.Split))
@@ -127,6 +128,25 @@ func (b *Balancer) compile(name, key string, usable []node, index tagIndex, rt R
 			strings.Join(versions, " or "))
 	}
 	return r
+}
+
+// byNacosWeight groups nodes by version when they carry more than one, each
+// version weighted by the sum of its instances' Nacos weights: the split of
+// a canary rollout by weight, which then holds however the policy balances
+// load inside each version. With one version there is one group.
+func (r *route) byNacosWeight(b *Balancer, nodes []node, prefer map[string]string) {
+	sums := map[string]float64{}
+	for i := range nodes {
+		sums[nodes[i].in.Version] += nodes[i].weight
+	}
+	if len(sums) < 2 {
+		r.add(b, 1, nodes, prefer)
+		return
+	}
+	for _, v := range slices.Sorted(maps.Keys(sums)) {
+		w := uint64(math.Round(sums[v] * 1000)) // weights are floats; keep three decimals
+		r.add(b, max(w, 1), keep(nodes, func(n *node) bool { return n.in.Version == v }), prefer)
+	}
 }
 
 // add appends a version group over nodes with weight w, unless nodes is

@@ -32,8 +32,9 @@ type Route struct {
 	// relative weight, e.g. {"v1": 90, "v2": 10}, however many instances
 	// each version has; within a version Nacos weights decide. Versions not
 	// in a non-empty Split get no traffic; a version with no available
-	// instance gives its share to the others. Nil means every version,
-	// by Nacos weight alone.
+	// instance gives its share to the others. Nil means every version, each
+	// taking the sum of its instances' Nacos weights as its share, so a
+	// canary by Nacos weight holds under any load.
 	Split map[string]int
 }
 

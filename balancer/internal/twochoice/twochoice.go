@@ -10,12 +10,22 @@ import "time"
 // average (which only results feed).
 const exploreMask = 63
 
-// tolerance is how much worse a score may be and still count as equal:
-// scores within it are a tie, settled at random. Jitter between healthy
-// instances then does not skew traffic away from the Nacos weights, while
-// an instance really slower or busier (a 10× latency, one more request in
-// flight on a single-request instance) still loses.
-const tolerance = 1.25
+// Two candidates differ clearly in latency when one's average is both
+// latencyRatio times and latencyGap more than the other's: jitter between
+// healthy instances is neither, a slow instance is both.
+const (
+	latencyRatio = 1.5
+	latencyGap   = 10 * time.Millisecond
+)
+
+// A candidate is clearly busier than another when its in-flight requests
+// per unit of weight (weights scaled to a mean of 1) are both loadRatio
+// times and loadGap more than the other's. Model servers batch many
+// requests at once: a request or two more is noise, not load.
+const (
+	loadRatio = 1.5
+	loadGap   = 3
+)
 
 // Cumulative returns the running sums of n weights.
 func Cumulative(n int, weight func(int) float64) []float64 {
@@ -77,27 +87,26 @@ func weightAt(cum []float64, i int) float64 {
 }
 
 // Second reports whether the second of two candidates should be picked:
-// whether its score (in-flight+1) × latency is clearly the lower one. Close
-// scores are a tie, settled by r in proportion to the weights, so that
-// healthy instances share traffic by weight; one clear comparison in 64 goes
-// to the worse candidate. A candidate without a latency average yet is
-// scored with the other's.
+// the one clearly faster (moving average of latency), else the one clearly
+// less loaded for its weight (in flight ÷ Nacos weight, smoothed), else one
+// by weight at random. Load per weight keeps shares by weight under any concurrency,
+// and a tie by weight keeps them when idle; one clear decision in 64 goes
+// to the worse candidate, so a slow one still refreshes its average.
 func Second(inA, inB int64, latA, latB time.Duration, wA, wB float64, r uint64) bool {
-	switch {
-	case latA == 0 && latB == 0:
-		latA, latB = 1, 1
-	case latA == 0:
-		latA = latB
-	case latB == 0:
-		latB = latA
-	}
-	sa := float64(inA+1) * float64(latA)
-	sb := float64(inB+1) * float64(latB)
 	var second bool
+	// Load per weight, the weights scaled to a mean of 1 and one request's
+	// worth added, so that idle candidates tie and one request more on a
+	// heavy candidate is no reason to skip it.
+	mean := (wA + wB) / 2
+	la, lb := float64(inA)*mean/wA+1, float64(inB)*mean/wB+1
 	switch {
-	case sb*tolerance < sa:
+	case latA > 0 && latB > 0 && float64(latA) > latencyRatio*float64(latB) && latA-latB > latencyGap:
 		second = true
-	case sa*tolerance < sb:
+	case latA > 0 && latB > 0 && float64(latB) > latencyRatio*float64(latA) && latB-latA > latencyGap:
+		second = false
+	case la > loadRatio*lb && la-lb > loadGap:
+		second = true
+	case lb > loadRatio*la && lb-la > loadGap:
 		second = false
 	default: // a tie: by weight
 		return float64(r>>11)/(1<<53)*(wA+wB) < wB
