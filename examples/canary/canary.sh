@@ -69,5 +69,5 @@ for w in 0 10 50 100; do
     "$w" "$v1" "$v2" "$(echo "100*$v2/($v1+$v2)" | bc -l)" "$(echo "100*$w/(100+$w)" | bc -l)"
 done
 echo
-"echo "modelgate's view: http://$ADMIN/admin/pool"
+echo "modelgate's view: http://$ADMIN/admin/pool"
 curl -s "http://$ADMIN/admin/pool" | grep -E '"(addr|weight|version|breaker)"'
