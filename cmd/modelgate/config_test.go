@@ -10,6 +10,7 @@ import (
 
 func TestExampleConfigIsValid(t *testing.T) {
 	t.Setenv("NACOS_PASSWORD", "secret")
+	t.Setenv("VENDOR_API_KEY", "sk-vendor")
 	c, err := loadConfig("../../examples/modelgate.yaml")
 	if err != nil {
 		t.Fatal(err)
