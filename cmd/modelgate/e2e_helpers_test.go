@@ -39,25 +39,35 @@ func startDaemon(t *testing.T, cfg *Config) *testDaemon {
 	if err := cfg.normalize(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, "", nil, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
+	d, stop := runDaemon(t, cfg, "", nil)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("daemon: %v", err)
 		}
 	})
+	return d
+}
+
+// runDaemon builds and runs a daemon, waits until discovery has synced, and
+// returns it with the function that stops it and returns run's error.
+func runDaemon(t *testing.T, cfg *Config, path string, raw []byte) (*testDaemon, func() error) {
+	t.Helper()
+	d, err := newDaemon(cfg, path, raw, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.fileCheck = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	stop := func() error { cancel(); return <-done }
 	select {
 	case <-d.pool.Synced():
 	case <-time.After(20 * time.Second):
+		_ = stop()
 		t.Fatal("discovery did not sync within 20s")
 	}
-	return &testDaemon{daemon: d, api: d.apiLn.Addr().String(), admin: d.adminLn.Addr().String()}
+	return &testDaemon{daemon: d, api: d.apiLn.Addr().String(), admin: d.adminLn.Addr().String()}, stop
 }
 
 // waitPool waits, on pool change events, until cond holds for service key.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/rs/zerolog"
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/discovery/nacos"
@@ -32,22 +31,13 @@ func startFromFile(t *testing.T, path string) *testDaemon {
 		t.Fatal(err)
 	}
 	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
-	d, err := newDaemon(cfg, path, raw, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.fileCheck = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
+	d, stop := runDaemon(t, cfg, path, raw)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("daemon: %v", err)
 		}
 	})
-	<-d.pool.Synced()
-	return &testDaemon{daemon: d, api: d.apiLn.Addr().String(), admin: d.adminLn.Addr().String()}
+	return d
 }
 
 func write(t *testing.T, path, content string) {
@@ -201,30 +191,23 @@ func TestSelfRegistration(t *testing.T) {
 	group := uniqueGroup("E2ESELF")
 	cfg := nacosConfig(addr, group, "qwen", "keep")
 	cfg.Register = &RegisterConfig{Group: group, IP: "127.0.0.1"}
-	ctx, cancel := context.WithCancel(context.Background())
 	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Discovery.Nacos.CacheDir = t.TempDir()
 	if err := cfg.normalize(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, "", nil, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
+	td, stop := runDaemon(t, cfg, "", nil)
+	d := td.daemon
 
 	// The daemon watches its own group, so its pool sees itself arrive.
 	key := discovery.ServiceKey(group, "modelgate")
-	td := &testDaemon{daemon: d}
 	td.waitPool(t, key, 10*time.Second, func(l []*discovery.Instance) bool {
 		return len(l) == 1 && l[0].Addr() == d.apiLn.Addr().String()
 	})
 	// A second watcher sees it leave when the daemon shuts down.
 	other := startDaemon(t, nacosConfig(addr, group, "modelgate", "apply"))
 	other.waitPool(t, key, 10*time.Second, func(l []*discovery.Instance) bool { return len(l) == 1 })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	other.waitPool(t, key, 5*time.Second, func(l []*discovery.Instance) bool { return len(l) == 0 })
