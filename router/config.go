@@ -80,6 +80,9 @@ type Config struct {
 	MaxBodySize int `yaml:"max_body_size"`
 	// ConnectTimeout caps dialing an instance. Default 3s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxConnsPerInstance caps the connections to one instance, which is
+	// the requests (streams included) in flight to it. Default 16384.
+	MaxConnsPerInstance int `yaml:"max_conns_per_instance"`
 	// Passthrough lists path prefixes (such as "/v1/audio/") forwarded byte
 	// for byte to an instance of the route named by the request's "model"
 	// field (JSON or multipart form) or its X-Modelgate-Model header. Other
@@ -186,6 +189,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = defaultConnectTimeout
+	}
+	if c.MaxConnsPerInstance <= 0 {
+		c.MaxConnsPerInstance = 16384
 	}
 	var errs []error
 	errs = append(errs, c.validateConsumers()...)

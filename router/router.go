@@ -83,7 +83,7 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{pool: pool, log: zerolog.Nop(), access: zerolog.Nop(), now: time.Now,
-		upstreams: newUpstreams(cfg.ConnectTimeout, nil), meters: newMeters(metrics.NewSet())}
+		upstreams: newUpstreams(cfg.ConnectTimeout, cfg.MaxConnsPerInstance, nil), meters: newMeters(metrics.NewSet())}
 	for _, o := range opts {
 		o(r)
 	}

@@ -22,10 +22,11 @@ type upstreams struct {
 	connectTimeout time.Duration
 	tlsConfig      *tls.Config
 	dialer         func(addr string) (net.Conn, error) // nil: TCP
+	maxConns       int
 }
 
-func newUpstreams(connectTimeout time.Duration, tlsConfig *tls.Config) *upstreams {
-	u := &upstreams{connectTimeout: connectTimeout, tlsConfig: tlsConfig}
+func newUpstreams(connectTimeout time.Duration, maxConns int, tlsConfig *tls.Config) *upstreams {
+	u := &upstreams{connectTimeout: connectTimeout, maxConns: maxConns, tlsConfig: tlsConfig}
 	u.clients.Store(&map[string]*fasthttp.HostClient{})
 	return u
 }
@@ -56,6 +57,10 @@ func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
 		TLSConfig:                     u.tlsConfig,
 		DialTimeout:                   u.dial,
 		MaxIdleConnDuration:           30 * time.Second,
+		// One connection per request in flight, streams included: allow
+		// as many as the instance has in flight (fasthttp's default 512
+		// would fail the 513th concurrent stream at once).
+		MaxConns: u.maxConns,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
