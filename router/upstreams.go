@@ -51,16 +51,16 @@ func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
 		return hc
 	}
 	hc := &fasthttp.HostClient{
-		Addr:                          in.Addr(),
-		Name:                          "modelgate",
-		IsTLS:                         in.Scheme == "https",
-		TLSConfig:                     u.tlsConfig,
-		DialTimeout:                   u.dial,
-		MaxIdleConnDuration:           30 * time.Second,
+		Addr:                in.Addr(),
+		Name:                "modelgate",
+		IsTLS:               in.Scheme == "https",
+		TLSConfig:           u.tlsConfig,
+		DialTimeout:         u.dial,
+		MaxIdleConnDuration: 30 * time.Second,
 		// One connection per request in flight, streams included: allow
 		// as many as the instance has in flight (fasthttp's default 512
 		// would fail the 513th concurrent stream at once).
-		MaxConns: u.maxConns,
+		MaxConns:                      u.maxConns,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
