@@ -3,7 +3,8 @@
 #   make test    vet, gofmt, staticcheck, unit + integration tests with -race
 #                (starts a real Nacos on loopback and stops it afterwards), a short fuzz run
 #   make demo    run `modelgate demo` (embedded pool of mock models, no Nacos)
-#   make bench   Go benchmarks of the hot path
+#   make bench   end-to-end figures (bench/, BENCHMARKS.md); make bench-micro: go test -bench
+#   make chaos   faults under load against a real Nacos
 #   make nacos-up / nacos-down   a real Nacos on 127.0.0.1:$(NACOS_PORT)
 
 GO          ?= go
@@ -11,11 +12,13 @@ NACOS_PORT  ?= 18848
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
 FUZZTIME    ?= 5s
+BENCH_SECONDS ?= 4
+export BENCH_SECONDS
 
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
-.PHONY: all test check unit fuzz demo build bench nacos-up nacos-down clean python-env chromium
+.PHONY: all test check unit fuzz demo build bench bench-micro chaos wrk nacos-up nacos-down clean python-env chromium
 
 all: build
 
@@ -40,9 +43,9 @@ check:
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
 # in a second pass.
-unit: python-env chromium
+unit: python-env chromium wrk
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/
+	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
 
 # A short run of each fuzz target; seeds are the targets' f.Add calls.
 fuzz:
@@ -52,8 +55,22 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzModelRewrite$$' -fuzztime $(FUZZTIME) ./router
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) ./degrade/replycache
 
-bench:
+# End-to-end: modelgate vs a bare fasthttp proxy vs direct (bench/, figures in
+# BENCHMARKS.md), then the balancer pick benchmark.
+bench: wrk
+	$(GO) run ./bench/run bench
+	$(GO) test -run '^$$' -bench . -benchmem ./balancer/
+
+# Go micro-benchmarks of every package.
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Faults under steady load against instances in a real Nacos (bench/chaos).
+chaos:
+	$(GO) run ./bench/run chaos
+
+wrk:
+	@bench/wrk.sh >/dev/null
 
 # The venv (.cache/pyenv) with the pinned official OpenAI Python SDK that
 # cmd/modelgate's TestPythonSDKAgainstRealNacos drives modelgate with.

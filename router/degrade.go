@@ -127,8 +127,18 @@ func (r *Router) tierChanged(name string, from, to degrade.Tier, pinned bool) {
 }
 
 // serviceCap is the tier-2 concurrency cap of a route's service: the
-// smallest max_concurrency of its routes, else the sum of its instances'.
+// known capacity, else defaultRouteCap.
 func (r *Router) serviceCap(t *table, rt *Route) int {
+	if c := r.knownCap(t, rt); c > 0 {
+		return c
+	}
+	return defaultRouteCap
+}
+
+// knownCap is the capacity of a route's service when it is configured: the
+// smallest max_concurrency of its routes, else the sum of its instances'
+// when every instance states one; 0 when unknown.
+func (r *Router) knownCap(t *table, rt *Route) int {
 	least := 0
 	for _, other := range t.routes {
 		if other.serviceKey == rt.serviceKey && other.MaxConcurrency > 0 && (least == 0 || other.MaxConcurrency < least) {
@@ -142,13 +152,10 @@ func (r *Router) serviceCap(t *table, rt *Route) int {
 	if svc := r.pool.Snapshot().Service(rt.serviceKey); svc != nil {
 		for _, in := range svc.Instances {
 			if in.MaxConcurrency == 0 {
-				return defaultRouteCap
+				return 0
 			}
 			sum += in.MaxConcurrency
 		}
-	}
-	if sum == 0 {
-		return defaultRouteCap
 	}
 	return sum
 }
@@ -187,9 +194,7 @@ func (r *Router) signals(name string) degrade.Signals {
 	if all > 0 {
 		s.Ready, s.BreakerOpen = float64(usable)/float64(all), float64(open)/float64(all)
 	}
-	if rt.MaxConcurrency > 0 || all > 0 {
-		s.Capacity = r.serviceCap(r.routes.Load(), rt)
-	}
+	s.Capacity = r.knownCap(r.routes.Load(), rt) // 0: unknown, not a signal
 	s.Requests, s.ErrorRatio, s.TTFTp95 = rt.window.Snapshot(r.now())
 	s.TTFTSLO = rt.TTFTSLO
 	return s

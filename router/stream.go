@@ -70,6 +70,7 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, fir
 			if err := w.Flush(); err != nil {
 				res.Err = clientGone(err)
 			}
+			drain(rd, resp)
 			return res
 		}
 		c := inspectChunk(data)
@@ -112,4 +113,21 @@ func writeStreamError(w *bufio.Writer, cause error) {
 // not the instance's fault.
 func clientGone(err error) error {
 	return fmt.Errorf("router: client went away: %w (%w)", context.Canceled, err)
+}
+
+// drain reads what follows [DONE] up to the end of the body, so that the
+// upstream connection goes back to the pool instead of being closed (an
+// upstream that holds the body open past a second loses its connection).
+func drain(rd *sse.Reader, resp *fasthttp.Response) {
+	stop := time.AfterFunc(time.Second, func() { _ = resp.CloseBodyStream() })
+	defer stop.Stop()
+	for range 16 {
+		if _, _, err := rd.Next(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				resp.SetConnectionClose()
+			}
+			return
+		}
+	}
+	resp.SetConnectionClose()
 }

@@ -228,6 +228,7 @@ func (w *Watcher) list() bool {
 	}
 	w.mu.Unlock()
 	w.retireMissing()
+	w.fetchChanged() // read the new services before saying the pool is synced
 	w.lastSync.Store(w.opts.Now().UnixNano())
 	w.pool.MarkSynced()
 	return true
