@@ -153,14 +153,23 @@ type p2c struct{}
 
 func (p2c) Name() string { return "p2c" }
 func (p2c) Build(set Candidates) Selector {
-	return &p2cSelector{cum: twochoice.Cumulative(set.Len(), set.Weight)}
+	for i := 1; i < set.Len(); i++ {
+		if set.Weight(i) != set.Weight(0) {
+			return &p2cSelector{cum: twochoice.Cumulative(set.Len(), set.Weight)}
+		}
+	}
+	return &p2cSelector{} // equal weights: a uniform draw is the weighted one, and cheaper
 }
 
+// p2cSelector draws by cum, the cumulative weights, or uniformly when nil.
 type p2cSelector struct{ cum []float64 }
 
 // Select is package p2c's Selector.Select.
 func (s *p2cSelector) Select(c Candidates) int {
-	a, b := twochoice.DrawPair(s.cum, c.Uint64())
+	a, b := -1, -1
+	if s.cum != nil {
+		a, b = twochoice.DrawPair(s.cum, c.Uint64())
+	}
 	if a < 0 || !c.Available(a) || (b >= 0 && !c.Available(b)) {
 		a, b = c.Pair() // some are unavailable: any two that are
 	}
