@@ -32,12 +32,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
-	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 	"github.com/valyala/fasthttp"
 
+	"github.com/modelgate/modelgate/discovery/nacos"
 	"github.com/modelgate/modelgate/internal/mockllm"
 )
 
@@ -248,31 +247,19 @@ type registration struct {
 }
 
 func newRegistration(addr, dir string, p vo.RegisterInstanceParam) (*registration, error) {
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	port, _ := strconv.ParseUint(portStr, 10, 16)
 	if dir == "" {
+		var err error
 		if dir, err = os.MkdirTemp("", "modelgate-bench-mock-"); err != nil {
 			return nil, err
 		}
 	}
-	cc := constant.NewClientConfig(
-		constant.WithTimeoutMs(5000),
-		constant.WithNotLoadCacheAtStart(true),
-		constant.WithCacheDir(filepath.Join(dir, "cache")),
-		constant.WithLogDir(filepath.Join(dir, "log")),
-		constant.WithLogLevel("warn"),
-	)
-	client, err := clients.NewNamingClient(vo.NacosClientParam{
-		ClientConfig:  cc,
-		ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig(host, port)},
-	})
+	c, err := nacos.Dial(nacos.ClientConfig{Servers: []string{addr},
+		CacheDir: filepath.Join(dir, "cache"), LogDir: filepath.Join(dir, "log")})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	client := c.Naming()
 	return &registration{client: client, param: p, dir: dir}, nil
 }
 
