@@ -47,6 +47,38 @@ func (r *Router) fail(ctx *fasthttp.RequestCtx, x *exchange, e *apiError) {
 	r.finish(x, r.now())
 }
 
+// checkClient authenticates the request and checks its body's size. It
+// reports whether the request may go on; if not, it has been answered.
+func (r *Router) checkClient(ctx *fasthttp.RequestCtx, x *exchange, cfg *Config) bool {
+	consumer, aerr := authenticate(ctx, cfg.Consumers)
+	if aerr != nil {
+		r.fail(ctx, x, aerr)
+		return false
+	}
+	x.consumer = consumer
+	if len(ctx.Request.Body()) > cfg.MaxBodySize {
+		r.fail(ctx, x, errBodyTooLarge)
+		return false
+	}
+	return true
+}
+
+// resolve finds the route of x.model and checks that the consumer may use
+// it. It returns nil once it has answered the request with the error.
+func (r *Router) resolve(ctx *fasthttp.RequestCtx, x *exchange) *Route {
+	rt := r.routes.Load().byName[x.model]
+	if rt == nil {
+		r.fail(ctx, x, errUnknownModel(x.model))
+		return nil
+	}
+	x.route, x.meters = rt, rt.meters
+	if !x.consumer.allows(rt) {
+		r.fail(ctx, x, errModelNotAllowed(x.model))
+		return nil
+	}
+	return rt
+}
+
 // serveModel forwards a model request: chat, completions, embeddings.
 func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 	x, cfg := r.begin(ctx, api)
@@ -54,17 +86,10 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 		r.fail(ctx, x, errMethod)
 		return
 	}
-	consumer, aerr := authenticate(ctx, cfg.Consumers)
-	if aerr != nil {
-		r.fail(ctx, x, aerr)
+	if !r.checkClient(ctx, x, cfg) {
 		return
 	}
-	x.consumer = consumer
 	body := ctx.PostBody()
-	if len(body) > cfg.MaxBodySize {
-		r.fail(ctx, x, errBodyTooLarge)
-		return
-	}
 	if !gjson.ValidBytes(body) {
 		r.fail(ctx, x, errMalformed("syntax error"))
 		return
@@ -75,14 +100,8 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 		return
 	}
 	x.model = model.Str
-	rt := r.routes.Load().byName[model.Str]
+	rt := r.resolve(ctx, x)
 	if rt == nil {
-		r.fail(ctx, x, errUnknownModel(model.Str))
-		return
-	}
-	x.route, x.meters = rt, rt.meters
-	if !consumer.allows(rt) {
-		r.fail(ctx, x, errModelNotAllowed(model.Str))
 		return
 	}
 	x.stream = api != "embeddings" && gjson.GetBytes(body, "stream").Bool()

@@ -26,35 +26,21 @@ func (r *Router) isPassthrough(path []byte) bool {
 // discovered instance, never a host the client names.
 func (r *Router) servePassthrough(ctx *fasthttp.RequestCtx) {
 	x, cfg := r.begin(ctx, "passthrough")
-	consumer, aerr := authenticate(ctx, cfg.Consumers)
-	if aerr != nil {
-		r.fail(ctx, x, aerr)
+	if !r.checkClient(ctx, x, cfg) {
 		return
 	}
-	x.consumer = consumer
 	body := ctx.Request.Body()
-	if len(body) > cfg.MaxBodySize {
-		r.fail(ctx, x, errBodyTooLarge)
-		return
-	}
 	x.model = passthroughModel(ctx, body)
 	if x.model == "" {
 		r.fail(ctx, x, &apiError{status: 400, typ: typeInvalidRequest, code: "missing_model",
 			message: "name the model in the body's model field or the " + modelHeader + " header"})
 		return
 	}
-	rt := r.routes.Load().byName[x.model]
+	rt := r.resolve(ctx, x)
 	if rt == nil {
-		r.fail(ctx, x, errUnknownModel(x.model))
-		return
-	}
-	x.route, x.meters = rt, rt.meters
-	if !consumer.allows(rt) {
-		r.fail(ctx, x, errModelNotAllowed(x.model))
 		return
 	}
 	r.forward(ctx, x, rt, body, nil) // bytes pass unchanged: no model rewrite
-
 }
 
 // passthroughModel finds the model of a pass-through request: the header,
