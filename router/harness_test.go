@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,8 @@ func newGateway(t *testing.T, cfg Config, opts ...Option) *gateway {
 	g.client = &fasthttp.Client{ReadTimeout: 10 * time.Second}
 	t.Cleanup(func() {
 		g.client.CloseIdleConnections()
+		// Tests that read streams use net/http's default client.
+		http.DefaultClient.CloseIdleConnections()
 		_ = srv.Shutdown()
 		cancel()
 		wg.Wait()

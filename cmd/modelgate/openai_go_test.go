@@ -20,7 +20,9 @@ import (
 // metricValue reads one series from the daemon's /metrics.
 func metricValue(t *testing.T, admin, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 	d.admin = &fasthttp.Server{
 		Handler: rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
 			func(w io.Writer) { metrics.WriteProcessMetrics(w) }),
-		Name: "modelgate-admin", NoDefaultServerHeader: true,
+		Name: "modelgate-admin", NoDefaultServerHeader: true, CloseOnShutdown: true,
 	}
 	if d.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		d.close()
