@@ -33,6 +33,7 @@ type Balancer struct {
 	stats         map[string]*stats         // by instance ID
 	routePanics   map[string]*atomic.Uint64 // by route name
 	servicePanics map[string]*atomic.Uint64 // by pool key
+	canaries      map[string]Canary         // by route name (SetCanary)
 }
 
 var _ Picker = (*Balancer)(nil)
@@ -43,7 +44,8 @@ var _ Picker = (*Balancer)(nil)
 // for it fall back to their Request.Service.
 func New(pool *discovery.Pool, routes []Route, opts ...Option) *Balancer {
 	b := &Balancer{pool: pool, env: newEnv(), stats: map[string]*stats{},
-		routePanics: map[string]*atomic.Uint64{}, servicePanics: map[string]*atomic.Uint64{}}
+		routePanics: map[string]*atomic.Uint64{}, servicePanics: map[string]*atomic.Uint64{},
+		canaries: map[string]Canary{}}
 	for _, o := range opts {
 		o(b)
 	}

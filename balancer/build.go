@@ -35,6 +35,7 @@ type route struct {
 	total  uint64   // sum of group weights
 	err    error    // non-nil when there is no candidate at all
 	panics *atomic.Uint64
+	canary *canaryGroup // the route's Canary overlay, if any
 }
 
 // group is one version's candidates, with the preferred subset apart.
@@ -89,7 +90,7 @@ func (b *Balancer) build(snap *discovery.Snapshot) *state {
 	for _, rt := range b.routes {
 		key := rt.serviceKey()
 		u := byKey[key]
-		r := b.compile("route "+rt.Name, key, u.nodes, u.index, rt, counter(b.routePanics, rt.Name))
+		r := b.compileCanary("route "+rt.Name, key, u.nodes, u.index, rt, counter(b.routePanics, rt.Name))
 		if snap.Service(key) == nil {
 			r.err = fmt.Errorf("%w: route %s: service %s is not in the pool", ErrNoInstance, rt.Name, key)
 		}

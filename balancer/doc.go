@@ -20,6 +20,11 @@
 //  4. failing all that, allows full instances; and failing that, picks the
 //     least bad instance whose breaker is open (panic mode, counted).
 //
+// A route may carry a Canary overlay (SetCanary): a share of its traffic
+// goes to one version first, the rest divides by the split as before, and
+// a sticky key's side of the overlay only changes when the share crosses
+// its hash, so ramping the share never moves a key back.
+//
 // "Available" always also means not in Request.Exclude and carrying
 // Request.Tags. Requests whose Route is unknown fall back to a plain pick
 // over Request.Service, so a library user can pick without routes.

@@ -21,10 +21,16 @@ func (r *route) pick(e *env, req *Request) (Picked, error) {
 		}
 	}
 	var h uint64
-	if req.StickyKey != "" && len(r.groups) > 1 {
+	if req.StickyKey != "" && (len(r.groups) > 1 || r.canary != nil) {
 		h = stickyHash(req.StickyKey)
 	}
+	canary := r.toCanary(e, h)
 	for c.level = levelStrict; c.level <= levelOverflow; c.level++ {
+		if canary {
+			if p, ok := r.canary.g.pick(&c); ok {
+				return p, nil
+			}
+		}
 		if p, ok := r.pickLevel(&c, h); ok {
 			return p, nil
 		}
