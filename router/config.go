@@ -13,6 +13,7 @@ import (
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/degrade/replycache"
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/reqjson"
 )
 
 // Route maps what clients send as "model" to the service that serves it.
@@ -78,6 +79,13 @@ type Config struct {
 	DefaultGroup string `yaml:"-"`
 	// MaxBodySize is the largest request body accepted. Default 8 MiB.
 	MaxBodySize int `yaml:"max_body_size"`
+	// MaxJSONDepth bounds the nesting of a request body's JSON; a deeper
+	// body is refused with 400 invalid_json before any other work. Default 64.
+	MaxJSONDepth int `yaml:"max_json_depth"`
+	// MaxHeaderSize is the largest request head (request line and headers)
+	// accepted, for fasthttp.Server.ReadBufferSize; a larger one gets 431.
+	// Default 64 KiB.
+	MaxHeaderSize int `yaml:"max_header_size"`
 	// ConnectTimeout caps dialing an instance. Default 3s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxConnsPerInstance caps the connections to one instance, which is
@@ -175,6 +183,7 @@ const (
 	defaultTimeout          = 10 * time.Minute
 	defaultFirstByteTimeout = 60 * time.Second
 	defaultMaxBodySize      = 8 << 20
+	defaultMaxHeaderSize    = 64 << 10
 	defaultConnectTimeout   = 3 * time.Second
 )
 
@@ -186,6 +195,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodySize <= 0 {
 		c.MaxBodySize = defaultMaxBodySize
+	}
+	if c.MaxJSONDepth <= 0 {
+		c.MaxJSONDepth = reqjson.DefaultMaxDepth
+	}
+	if c.MaxHeaderSize <= 0 {
+		c.MaxHeaderSize = defaultMaxHeaderSize
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = defaultConnectTimeout

@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/degrade/quota"
 	"github.com/modelgate/modelgate/degrade/replycache"
+	"github.com/modelgate/modelgate/internal/reqjson"
 	"github.com/modelgate/modelgate/internal/sse"
 )
 
@@ -223,7 +223,7 @@ func (r *Router) Degrade() *degrade.Controller { return r.deg.ctl }
 // the request itself. body is the client's own body.
 func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Config, body []byte) bool {
 	if c := x.consumer; c != nil && (c.RPM > 0 || c.TPM > 0) {
-		est := estimateTokens(x.promptLen) + maxTokens(body)
+		est := estimateTokens(x.promptLen) + maxTokens(&x.req)
 		res, retry, err := r.deg.quotas.Reserve(ctx, c.Name, quota.Limits{RPM: c.RPM, TPM: c.TPM}, est, x.start)
 		switch {
 		case errors.Is(err, quota.ErrExceeded):
@@ -249,7 +249,7 @@ func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Co
 			x.cacheKey, x.cacheable = key, true
 			e, fresh, hit := cache.Get(ctx, key, x.start)
 			rules := replycache.Rules{Always: cfg.Degrade.Cache.Always, Deterministic: cfg.Degrade.Cache.Deterministic}
-			if hit && ((fresh && rules.Cacheable(x.api, body)) || tier == degrade.TierCache) {
+			if hit && ((fresh && rules.Allows(x.api, x.req.TemperatureKind == reqjson.Number && x.req.Temperature == 0)) || tier == degrade.TierCache) {
 				r.serveCached(ctx, x, e, fresh)
 				return true
 			}
@@ -280,12 +280,9 @@ func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Co
 }
 
 // maxTokens is what a request may generate, for quota estimates.
-func maxTokens(body []byte) int {
-	res := gjson.GetManyBytes(body, "max_tokens", "max_completion_tokens")
-	for _, v := range res {
-		if v.Exists() && v.Int() > 0 {
-			return int(v.Int())
-		}
+func maxTokens(req *reqjson.Request) int {
+	if req.MaxTokens > 0 {
+		return int(min(req.MaxTokens, 1<<30))
 	}
 	return 256
 }
@@ -308,7 +305,7 @@ func (r *Router) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e replycache
 		r.finish(x, r.now())
 		return
 	}
-	wantUsage := gjson.GetBytes(ctx.PostBody(), "stream_options.include_usage").Bool()
+	wantUsage := x.req.IncludeUsage
 	out := make([]byte, 0, len(e.Body))
 	rd := sse.NewReader(bytes.NewReader(e.Body), 0)
 	for {

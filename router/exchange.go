@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"github.com/modelgate/modelgate/degrade/quota"
 	"github.com/modelgate/modelgate/degrade/replycache"
+	"github.com/modelgate/modelgate/internal/reqjson"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -18,8 +19,9 @@ import (
 // holds copies and never a *fasthttp.RequestCtx.
 type exchange struct {
 	start     time.Time
-	api       string // chat, completions, embeddings, passthrough
-	model     string // as the client sent it
+	api       string          // chat, completions, embeddings, passthrough
+	model     string          // as the client sent it
+	req       reqjson.Request // the body as read once, for model requests
 	route     *Route
 	meters    *modelMeters
 	consumer  *Consumer

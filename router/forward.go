@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
@@ -90,22 +89,15 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 		return
 	}
 	body := ctx.PostBody()
-	if !gjson.ValidBytes(body) {
-		r.fail(ctx, x, errMalformed("syntax error"))
+	if aerr := r.readJSON(x, cfg, body); aerr != nil {
+		r.fail(ctx, x, aerr)
 		return
 	}
-	model := gjson.GetBytes(body, "model")
-	if model.Type != gjson.String || model.Str == "" {
-		r.fail(ctx, x, errMissingModel)
-		return
-	}
-	x.model = model.Str
 	rt := r.resolve(ctx, x)
 	if rt == nil {
 		return
 	}
-	x.stream = api != "embeddings" && gjson.GetBytes(body, "stream").Bool()
-	x.promptLen = promptBytes(body)
+	x.stream = api != "embeddings" && x.req.Stream
 	if rt.StickyHeader != "" {
 		x.sticky = string(ctx.Request.Header.Peek(rt.StickyHeader))
 	}
@@ -117,11 +109,7 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 	if r.admit(ctx, x, rt, cfg, body) {
 		return
 	}
-	if x.stream && *cfg.InjectUsage && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
-		if b, err := sjson.SetBytes(body, "stream_options.include_usage", true); err == nil {
-			body, x.stripUsage = b, true
-		}
-	}
+	x.stripUsage = x.stream && *cfg.InjectUsage && !x.req.IncludeUsage
 	r.forward(ctx, x, rt, body, tags)
 }
 
@@ -170,14 +158,7 @@ func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body 
 // last is false (a fallback route or a stale reply remains), a final
 // 5xx or 429 is not relayed but returned as an error.
 func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string, last bool) (bool, *apiError) {
-	upBody := body
-	if x.api != "passthrough" && rt.UpstreamModel != "" && rt.UpstreamModel != x.model {
-		b, err := sjson.SetBytes(body, "model", rt.UpstreamModel)
-		if err != nil {
-			return false, errMalformed(err.Error())
-		}
-		upBody = b
-	}
+	upBody := upstreamBody(x, rt, body)
 	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: x.model, Tags: tags, StickyKey: x.sticky}
 	var lastErr *apiError
 	for attempt := 0; attempt <= rt.Retries; attempt++ {

@@ -167,6 +167,9 @@ func (r *Router) Run(ctx context.Context) error {
 // MaxBodySize is the request body limit, for fasthttp.Server.MaxRequestBodySize.
 func (r *Router) MaxBodySize() int { return r.cfg.Load().MaxBodySize }
 
+// MaxHeaderSize is the request head limit, for fasthttp.Server.ReadBufferSize.
+func (r *Router) MaxHeaderSize() int { return r.cfg.Load().MaxHeaderSize }
+
 // Handler serves the API.
 func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {

@@ -6,8 +6,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/modelgate/modelgate/internal/reqjson"
 )
 
 // encoder writes the canonical form of a JSON document to out.
@@ -22,24 +23,12 @@ type encoder struct {
 type member struct{ start, key, val, end int }
 
 func (e *encoder) document(data []byte) bool {
-	i := skipSpace(data, 0)
+	i := reqjson.SkipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
 	i, ok := e.value(data, i, 0)
-	return ok && skipSpace(data, i) == len(data)
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
+	return ok && reqjson.SkipSpace(data, i) == len(data)
 }
 
 // value encodes the value at data[i:] and returns the index after it.
@@ -77,7 +66,7 @@ func (e *encoder) object(data []byte, i, depth int) (int, bool) {
 	}
 	region, base := len(e.out), len(e.members)
 	defer func() { e.members = e.members[:base] }()
-	i = skipSpace(data, i)
+	i = reqjson.SkipSpace(data, i)
 	if i < len(data) && data[i] == '}' {
 		e.out = append(e.out, tagObject, tagEnd)
 		return i + 1, true
@@ -93,16 +82,16 @@ func (e *encoder) object(data []byte, i, depth int) (int, bool) {
 		}
 		_, n := binary.Uvarint(e.out[m.start+1:])
 		m.key = m.start + 1 + n
-		if i = skipSpace(data, i); i >= len(data) || data[i] != ':' {
+		if i = reqjson.SkipSpace(data, i); i >= len(data) || data[i] != ':' {
 			return i, false
 		}
 		m.val = len(e.out)
-		if i, ok = e.value(data, skipSpace(data, i+1), depth); !ok {
+		if i, ok = e.value(data, reqjson.SkipSpace(data, i+1), depth); !ok {
 			return i, false
 		}
 		m.end = len(e.out)
 		e.members = append(e.members, m)
-		if i = skipSpace(data, i); i >= len(data) {
+		if i = reqjson.SkipSpace(data, i); i >= len(data) {
 			return i, false
 		}
 		if data[i] == '}' {
@@ -111,7 +100,7 @@ func (e *encoder) object(data []byte, i, depth int) (int, bool) {
 		if data[i] != ',' {
 			return i, false
 		}
-		i = skipSpace(data, i+1)
+		i = reqjson.SkipSpace(data, i+1)
 	}
 	e.emitSorted(region, e.members[base:], depth == 1)
 	return i + 1, true
@@ -160,7 +149,7 @@ func (e *encoder) array(data []byte, i, depth int) (int, bool) {
 		return i, false
 	}
 	e.out = append(e.out, tagArray)
-	i = skipSpace(data, i)
+	i = reqjson.SkipSpace(data, i)
 	if i < len(data) && data[i] == ']' {
 		e.out = append(e.out, tagEnd)
 		return i + 1, true
@@ -170,7 +159,7 @@ func (e *encoder) array(data []byte, i, depth int) (int, bool) {
 		if i, ok = e.value(data, i, depth); !ok {
 			return i, false
 		}
-		if i = skipSpace(data, i); i >= len(data) {
+		if i = reqjson.SkipSpace(data, i); i >= len(data) {
 			return i, false
 		}
 		if data[i] == ']' {
@@ -180,7 +169,7 @@ func (e *encoder) array(data []byte, i, depth int) (int, bool) {
 		if data[i] != ',' {
 			return i, false
 		}
-		i = skipSpace(data, i+1)
+		i = reqjson.SkipSpace(data, i+1)
 	}
 }
 
@@ -226,7 +215,7 @@ func (e *encoder) str(data []byte, i int) (int, bool) {
 		case 't':
 			e.scratch = append(e.scratch, '\t')
 		case 'u':
-			r, n, ok := unicodeEscape(data[j:])
+			r, n, ok := reqjson.UnicodeEscape(data[j:])
 			if !ok {
 				return j, false
 			}
@@ -239,47 +228,6 @@ func (e *encoder) str(data []byte, i int) (int, bool) {
 		j += 2
 	}
 	return j, false
-}
-
-// unicodeEscape decodes the \uXXXX escape at the start of s, joined with a
-// second one when the two make a surrogate pair; a lone surrogate decodes to
-// U+FFFD, as in encoding/json. It returns the rune and the bytes used.
-func unicodeEscape(s []byte) (rune, int, bool) {
-	r, ok := hex4(s)
-	if !ok {
-		return 0, 0, false
-	}
-	if !utf16.IsSurrogate(r) {
-		return r, 6, true
-	}
-	if r2, ok := hex4(s[6:]); ok {
-		if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-			return d, 12, true
-		}
-	}
-	return utf8.RuneError, 6, true
-}
-
-// hex4 decodes "\uXXXX" at the start of s.
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 func (e *encoder) putString(s []byte) {

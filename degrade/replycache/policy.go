@@ -43,8 +43,14 @@ func DefaultRules() Rules {
 // Cacheable applies the rules to a request. It is safe for concurrent use
 // as long as the rules are not modified.
 func (r Rules) Cacheable(api string, body []byte) bool {
+	return r.Allows(api, temperatureZero(body))
+}
+
+// Allows applies the rules to a request whose temperature the caller has
+// read already: temperatureZero is true when it is set to 0 explicitly.
+func (r Rules) Allows(api string, temperatureZero bool) bool {
 	return slices.Contains(r.Always, api) ||
-		slices.Contains(r.Deterministic, api) && temperatureZero(body)
+		slices.Contains(r.Deterministic, api) && temperatureZero
 }
 
 func temperatureZero(body []byte) bool {
