@@ -30,6 +30,7 @@ type Balancer struct {
 	mu            sync.Mutex // serialises rebuilds; guards the fields below
 	routes        []Route
 	gen           uint64                    // builds so far
+	serials       uint32                    // the last instance serial given out
 	stats         map[string]*stats         // by instance ID
 	routePanics   map[string]*atomic.Uint64 // by route name
 	servicePanics map[string]*atomic.Uint64 // by pool key

@@ -34,6 +34,7 @@ type route struct {
 	groups []group  // one per version of the split, or one for all
 	total  uint64   // sum of group weights
 	err    error    // non-nil when there is no candidate at all
+	policy Policy   // the route's, or the balancer's
 	panics *atomic.Uint64
 	canary *canaryGroup // the route's Canary overlay, if any
 }
@@ -73,7 +74,8 @@ func (b *Balancer) build(snap *discovery.Snapshot) *state {
 			id := in.ID()
 			s := b.stats[id]
 			if s == nil {
-				s = newStats(id, b.env)
+				b.serials = b.serials%serialMask + 1
+				s = newStats(id, b.serials, b.env)
 				b.stats[id] = s
 			}
 			s.seen = b.gen
@@ -97,6 +99,7 @@ func (b *Balancer) build(snap *discovery.Snapshot) *state {
 		st.routes[rt.Name] = r
 	}
 	maps.DeleteFunc(b.stats, func(_ string, s *stats) bool { return s.seen != b.gen })
+	b.env.prefixes.prune(func(k string) bool { return st.services[k] != nil })
 	maps.DeleteFunc(b.servicePanics, func(k string, _ *atomic.Uint64) bool { return st.services[k] == nil })
 	maps.DeleteFunc(b.routePanics, func(k string, _ *atomic.Uint64) bool { return st.routes[k] == nil })
 	return st
@@ -113,6 +116,10 @@ func (b *Balancer) compile(name, key string, usable []node, index tagIndex, rt R
 	case len(tagged) == 0:
 		r.err = fmt.Errorf("%w: %s: no usable instance of %s has tags %s", ErrNoInstance, name, key, formatTags(rt.Tags))
 		return r
+	}
+	r.policy = rt.Policy
+	if r.policy == nil {
+		r.policy = b.policy
 	}
 	if len(rt.Split) == 0 {
 		r.byNacosWeight(b, tagged, rt.Prefer)
@@ -156,16 +163,16 @@ func (r *route) add(b *Balancer, w uint64, nodes []node, prefer map[string]strin
 	if len(nodes) == 0 {
 		return
 	}
-	g := group{weight: w, all: b.newSet(nodes)}
+	g := group{weight: w, all: r.newSet(b, nodes)}
 	if pref := r.index.filter(nodes, prefer); len(pref) > 0 && len(pref) < len(nodes) {
-		g.pref = b.newSet(pref)
+		g.pref = r.newSet(b, pref)
 	}
 	r.groups = append(r.groups, g)
 	r.total += w
 }
 
-func (b *Balancer) newSet(nodes []node) set {
-	return set{nodes: nodes, sel: b.policy.Build(Candidates{nodes: nodes, env: b.env})}
+func (r *route) newSet(b *Balancer, nodes []node) set {
+	return set{nodes: nodes, sel: r.policy.Build(Candidates{nodes: nodes, env: b.env})}
 }
 
 // keep returns the nodes for which ok is true: nodes itself if all, else a

@@ -101,9 +101,9 @@ func (b *Balancer) compileCanary(name, key string, usable []node, index tagIndex
 	if r.err != nil { // nothing of the split is left besides the canary
 		return b.compile(name, key, usable, index, rt, panics)
 	}
-	g := group{weight: 1, all: b.newSet(canary)}
+	g := group{weight: 1, all: r.newSet(b, canary)}
 	if pref := index.filter(canary, rt.Prefer); len(pref) > 0 && len(pref) < len(canary) {
-		g.pref = b.newSet(pref)
+		g.pref = r.newSet(b, pref)
 	}
 	r.canary = &canaryGroup{share: uint64(c.Share), g: g}
 	return r

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"hash/maphash"
 	"math/rand/v2"
 	"time"
 
@@ -41,6 +42,28 @@ func OnBreakerChange(fn func(id, from, to string)) Option {
 	return func(b *Balancer) { b.env.onChange = fn }
 }
 
+// WithEngineStale sets how long an engine load given to SetEngineLoad
+// counts (default DefaultEngineStale); d ≤ 0 means the default.
+func WithEngineStale(d time.Duration) Option {
+	return func(b *Balancer) {
+		if d > 0 {
+			b.env.stale = int64(d)
+		}
+	}
+}
+
+// WithPrefixIndexSize sets the capacity, in block hashes, of each
+// service's prefix index (default DefaultPrefixIndexEntries: 16,384 hashes
+// in 192 KiB, for each service whose routes score prefixes); n ≤ 0 means
+// the default.
+func WithPrefixIndexSize(n int) Option {
+	return func(b *Balancer) {
+		if n > 0 {
+			b.env.prefixes.entries = n
+		}
+	}
+}
+
 // env is what every part of one Balancer shares: clock, randomness, logger
 // and breaker settings. It is not modified after New.
 type env struct {
@@ -51,10 +74,15 @@ type env struct {
 	onChange func(id, from, to string)
 	brk      BreakerSettings
 	trip     func(counts breakerCounts) bool
+	seed     maphash.Seed // of prefix block hashes
+	prefixes *prefixTable
+	stale    int64 // nanoseconds an engine load counts
 }
 
 func newEnv() *env {
-	return &env{now: time.Now, rand: rand.Uint64, log: zerolog.Nop()}
+	return &env{now: time.Now, rand: rand.Uint64, log: zerolog.Nop(), seed: maphash.MakeSeed(),
+		prefixes: &prefixTable{entries: DefaultPrefixIndexEntries, byKey: map[string]*prefixIndex{}},
+		stale:    int64(DefaultEngineStale)}
 }
 
 // clock returns the time on the balancer's clock, in nanoseconds since New.

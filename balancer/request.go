@@ -18,6 +18,10 @@ type Request struct {
 	Tags      map[string]string // tags an instance must also carry; they narrow the route's, never widen
 	StickyKey string            // optional, e.g. a user id: the same key gets the same version of a split
 	Exclude   []string          // IDs of instances already tried; never picked again
+	// Prompt is the prompt's leading content as the client sent it — the
+	// chat messages array, or the completion prompt — for policies that
+	// score prefix-cache affinity (package engine). Nil means none.
+	Prompt []byte
 }
 
 // Result is the outcome of one upstream attempt, reported through

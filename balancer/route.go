@@ -36,6 +36,10 @@ type Route struct {
 	// taking the sum of its instances' Nacos weights as its share, so a
 	// canary by Nacos weight holds under any load.
 	Split map[string]int
+	// Policy chooses within each of the route's candidate sets; nil means
+	// the balancer's (WithPolicy). The engine-aware policy (package engine)
+	// is usually set per route, with its own scorer weights.
+	Policy Policy
 }
 
 // Validate reports the first problem with r, naming the field.

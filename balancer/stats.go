@@ -17,10 +17,16 @@ type stats struct {
 	failures atomic.Uint64
 	brk      breaker
 	seen     uint64 // the last build that found the instance in the pool; guarded by Balancer.mu
+	serial   uint32 // never 0; names the instance in prefix indexes
+
+	// The engine's own load, set by Balancer.SetEngineLoad.
+	engWaiting atomic.Int64
+	engRunning atomic.Int64
+	engAt      atomic.Int64 // env clock when set; 0 for never or cleared
 }
 
-func newStats(id string, e *env) *stats {
-	s := new(stats)
+func newStats(id string, serial uint32, e *env) *stats {
+	s := &stats{serial: serial}
 	s.brk.init(id, e)
 	return s
 }

@@ -1,0 +1,288 @@
+package balancer
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// EngineLoad is an instance's load as its engine's own metrics endpoint
+// reports it (vLLM num_requests_waiting/running, SGLang num_queue_reqs/
+// num_running_reqs, llama.cpp requests_deferred/processing).
+type EngineLoad struct {
+	Waiting int64 // requests queued in the engine, not yet started
+	Running int64 // requests the engine is processing
+}
+
+// DefaultEngineStale is how long an engine load set by SetEngineLoad
+// counts, unless WithEngineStale says otherwise.
+const DefaultEngineStale = 3 * time.Second
+
+// SetEngineLoad records instance id's engine load as of now. Until it is
+// older than the stale age (WithEngineStale), policies see the instance's
+// load (Candidates.Load) as the larger of its engine's count and
+// modelgate's own in-flight count; afterwards, in-flight alone. It reports
+// whether id is in the pool the balancer last built from. It is safe for
+// concurrent use and meant for a background scraper, not the request path.
+func (b *Balancer) SetEngineLoad(id string, l EngineLoad) bool {
+	b.mu.Lock()
+	s := b.stats[id]
+	b.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.engWaiting.Store(max(l.Waiting, 0))
+	s.engRunning.Store(max(l.Running, 0))
+	s.engAt.Store(max(b.env.clock(), 1))
+	return true
+}
+
+// ClearEngineLoad forgets instance id's engine load at once, for a scrape
+// that failed: the instance falls back to in-flight counts.
+func (b *Balancer) ClearEngineLoad(id string) {
+	b.mu.Lock()
+	s := b.stats[id]
+	b.mu.Unlock()
+	if s != nil {
+		s.engAt.Store(0)
+	}
+}
+
+// engine returns the engine load of s if it is fresh at clock now.
+func (s *stats) engine(e *env, now int64) (EngineLoad, bool) {
+	at := s.engAt.Load()
+	if at == 0 || now-at > e.stale {
+		return EngineLoad{}, false
+	}
+	return EngineLoad{Waiting: s.engWaiting.Load(), Running: s.engRunning.Load()}, true
+}
+
+// load is the instance's load at clock now: in-flight, or the engine's
+// waiting+running count when fresher and larger.
+func (s *stats) load(e *env, now int64) int64 {
+	n := max(s.inflight.Load(), 0)
+	if l, ok := s.engine(e, now); ok {
+		n = max(n, l.Waiting+l.Running)
+	}
+	return n
+}
+
+// EngineLoad returns candidate i's engine load and whether it is fresh.
+func (c Candidates) EngineLoad(i int) (EngineLoad, bool) {
+	return c.nodes[i].st.engine(c.env, c.env.clock())
+}
+
+// Load returns candidate i's load: its in-flight count, or its engine's
+// waiting+running count while that is fresh and larger (see SetEngineLoad).
+func (c Candidates) Load(i int) int64 { return c.nodes[i].st.load(c.env, c.env.clock()) }
+
+// EngineSettings configures the engine-aware policy (package engine): the
+// weights of its scorers and its bounded load. Zero weights all together
+// mean the defaults 3, 2, 1; a negative weight is an error.
+type EngineSettings struct {
+	// Prefix weighs prefix-cache affinity: the share of the prompt's
+	// leading blocks that the instance served most recently.
+	Prefix float64
+	// Queue weighs the instance's load (Candidates.Load, per unit of Nacos
+	// weight), lowest best.
+	Queue float64
+	// Latency weighs the moving average of time to first token, lowest
+	// best; an instance without samples scores best.
+	Latency float64
+	// LoadFactor bounds the load: an instance is passed over, whatever its
+	// score, while its load would exceed LoadFactor times the mean load of
+	// the available candidates (per unit of weight, counting this request,
+	// rounded up). 0 means 1.5; otherwise it must be ≥ 1.
+	LoadFactor float64
+}
+
+// Default engine-policy settings.
+const (
+	DefaultPrefixWeight  = 3
+	DefaultQueueWeight   = 2
+	DefaultLatencyWeight = 1
+	DefaultLoadFactor    = 1.5
+)
+
+// WithDefaults returns s with its documented defaults filled.
+func (s EngineSettings) WithDefaults() EngineSettings {
+	if s.Prefix == 0 && s.Queue == 0 && s.Latency == 0 {
+		s.Prefix, s.Queue, s.Latency = DefaultPrefixWeight, DefaultQueueWeight, DefaultLatencyWeight
+	}
+	if s.LoadFactor == 0 {
+		s.LoadFactor = DefaultLoadFactor
+	}
+	return s
+}
+
+// Validate reports the first bad field of s, defaults filled.
+func (s EngineSettings) Validate() error {
+	s = s.WithDefaults()
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"prefix", s.Prefix}, {"queue", s.Queue}, {"latency", s.Latency}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%w: engine policy: weight %s = %v, want ≥ 0", ErrBadRoute, f.name, f.v)
+		}
+	}
+	if !(s.LoadFactor >= 1) || math.IsInf(s.LoadFactor, 0) {
+		return fmt.Errorf("%w: engine policy: load_factor = %v, want ≥ 1", ErrBadRoute, s.LoadFactor)
+	}
+	return nil
+}
+
+// EnginePolicy returns the engine-aware policy that package engine
+// documents; it lives here because it reads the balancer's prefix index and
+// per-instance engine loads. Settings are normalised by WithDefaults; invalid
+// ones (see Validate) are replaced by the defaults.
+func EnginePolicy(s EngineSettings) Policy {
+	if s.Validate() != nil {
+		s = EngineSettings{}
+	}
+	return enginePolicy{s.WithDefaults()}
+}
+
+type enginePolicy struct{ s EngineSettings }
+
+func (enginePolicy) Name() string { return "engine" }
+
+func (p enginePolicy) Build(set Candidates) Selector {
+	sel := &engineSelector{s: p.s, fallback: p2c{}.Build(set)}
+	if p.s.Prefix > 0 && set.Len() > 0 {
+		sel.index = set.env.prefixes.get(set.nodes[0].in.ServiceKey())
+	}
+	return sel
+}
+
+// maxScored bounds the candidates the engine selector scores on its stack;
+// larger sets are served by power of two choices.
+const maxScored = 128
+
+// engineSelector scores every available candidate of a set; see package
+// engine.
+type engineSelector struct {
+	s        EngineSettings
+	index    *prefixIndex // nil when prefixes weigh nothing
+	fallback Selector
+}
+
+// Select is package engine's Selector.Select. It does not allocate: the
+// prompt's block hashes and the per-candidate figures live on its stack.
+func (s *engineSelector) Select(c Candidates) int {
+	n := len(c.nodes)
+	if n > maxScored {
+		return s.fallback.Select(c)
+	}
+	var (
+		hs    [MaxPrefixBlocks]uint64
+		match [maxScored]uint16
+		k     int
+	)
+	if s.index != nil && c.req != nil && len(c.req.Prompt) >= PrefixBlockSize {
+		k = hashBlocks(c.env.seed, c.req.Prompt, &hs)
+		s.matches(&c, hs[:k], &match)
+	}
+	now := c.env.clock()
+	var (
+		load                 [maxScored]float64
+		sumLoad, sumW        float64
+		minL, maxL           = math.Inf(1), math.Inf(-1)
+		minLat, maxLat       = int64(math.MaxInt64), int64(0)
+		avail                int
+		rot                  = int(c.env.rand() % uint64(n))
+		bestPrefix, bestLoad = -1, -1
+	)
+	for i := range n {
+		if !c.available(i) {
+			load[i] = -1
+			continue
+		}
+		nd := &c.nodes[i]
+		l := float64(nd.st.load(c.env, now))
+		sumLoad += l
+		sumW += nd.weight
+		load[i] = l / nd.weight
+		minL, maxL = min(minL, load[i]), max(maxL, load[i])
+		if lat := nd.st.ewma.Load(); lat > 0 {
+			minLat, maxLat = min(minLat, lat), max(maxLat, lat)
+		}
+		avail++
+	}
+	if avail == 0 {
+		return -1
+	}
+	// Bounded load: an instance may carry at most LoadFactor × the mean
+	// (this request included), per unit of weight, rounded up.
+	capacity := math.Ceil(s.s.LoadFactor * (sumLoad + 1) / sumW)
+	var prefixUnit, queueUnit, latUnit float64
+	if k > 0 {
+		prefixUnit = s.s.Prefix / float64(k)
+	}
+	if maxL > minL {
+		queueUnit = s.s.Queue / (maxL - minL)
+	}
+	if maxLat > minLat {
+		latUnit = s.s.Latency / float64(maxLat-minLat)
+	}
+	var bestScore, bestAny float64
+	for j := range n {
+		i := j + rot
+		if i >= n {
+			i -= n
+		}
+		if load[i] < 0 {
+			continue
+		}
+		score := prefixUnit * float64(match[i])
+		if queueUnit > 0 {
+			score += queueUnit * (maxL - load[i])
+		} else {
+			score += s.s.Queue
+		}
+		if lat := c.nodes[i].st.ewma.Load(); lat <= 0 || latUnit == 0 {
+			score += s.s.Latency
+		} else {
+			score += latUnit * float64(maxLat-lat)
+		}
+		if bestLoad < 0 || score > bestAny {
+			bestLoad, bestAny = i, score
+		}
+		if load[i]+1/c.nodes[i].weight <= capacity && (bestPrefix < 0 || score > bestScore) {
+			bestPrefix, bestScore = i, score
+		}
+	}
+	best := bestPrefix
+	if best < 0 {
+		best = bestLoad // everyone is over the bound (weights skewed): the best anyway
+	}
+	if k > 0 {
+		s.index.record(hs[:k], c.nodes[best].st.serial)
+	}
+	return best
+}
+
+// matches sets match[i] to the number of leading blocks of hs that
+// candidate i served most recently, stopping at the first block nobody
+// did.
+func (s *engineSelector) matches(c *Candidates, hs []uint64, match *[maxScored]uint16) {
+	lastSerial, last := uint32(0), -1
+	for j, h := range hs {
+		serial := s.index.lookup(h)
+		if serial == 0 {
+			return
+		}
+		if serial != lastSerial {
+			lastSerial, last = serial, -1
+			for i := range c.nodes {
+				if c.nodes[i].st.serial == serial {
+					last = i
+					break
+				}
+			}
+		}
+		if last >= 0 {
+			match[last] = uint16(j + 1)
+		}
+	}
+}

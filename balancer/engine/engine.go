@@ -1,0 +1,55 @@
+// Package engine is the engine-aware policy: it scores every available
+// candidate on three things and picks the best, so that a request lands
+// where the model server will answer it soonest.
+//
+//   - Prefix affinity: the prompt's leading content (balancer.Request.Prompt)
+//     is cut into blocks of balancer.PrefixBlockSize bytes, hashed so that
+//     block k's hash covers blocks 0..k, and looked up in an approximate,
+//     bounded index per service of which instance most recently served each
+//     block hash. An instance scores the share of the prompt's blocks it
+//     served: a conversation's next turn goes where its earlier turns are in
+//     the engine's KV cache.
+//   - Queue: the instance's load — modelgate's in-flight count, or the
+//     engine's own waiting+running count while a background scraper keeps it
+//     fresh (balancer.Balancer.SetEngineLoad) — per unit of Nacos weight,
+//     lowest best.
+//   - Latency: the moving average of time to first token, lowest best.
+//
+// Each score is scaled to [0, 1] over the candidates and weighed (default
+// prefix 3, queue 2, latency 1). Bounded load keeps a hot conversation from
+// piling onto one instance: a candidate whose load would exceed LoadFactor
+// (default 1.5) times the mean is passed over for the next best. The chosen
+// instance is recorded in the index as serving the prompt's blocks.
+//
+// Tags, splits, stickiness, max_concurrency and breakers apply exactly as
+// with any policy: the balancer narrows the candidates, the policy chooses
+// among them. Select takes no lock and does not allocate.
+package engine
+
+import "github.com/modelgate/modelgate/balancer"
+
+// Name is the policy's name in configuration.
+const Name = "engine"
+
+// Settings are the policy's scorer weights and bounded load; see
+// balancer.EngineSettings for each field and its default.
+type Settings = balancer.EngineSettings
+
+// Policy is the engine-aware policy. It is safe for concurrent use.
+type Policy struct{ s Settings }
+
+var _ balancer.Policy = (*Policy)(nil)
+
+// New returns the policy with s, defaults filled (Settings.WithDefaults).
+// Invalid settings (Settings.Validate) are replaced by the defaults; check
+// them first where they come from configuration.
+func New(s Settings) *Policy { return &Policy{s: s} }
+
+// Name returns Name.
+func (*Policy) Name() string { return Name }
+
+// Build returns the set's selector, reading the prefix index of the set's
+// service, which the balancer keeps across rebuilds.
+func (p *Policy) Build(set balancer.Candidates) balancer.Selector {
+	return balancer.EnginePolicy(p.s).Build(set)
+}
