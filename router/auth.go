@@ -27,12 +27,11 @@ func authenticate(ctx *fasthttp.RequestCtx, consumers []Consumer) (*Consumer, *a
 	if len(consumers) == 0 {
 		return nil, nil
 	}
-	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	key, ok := bytes.CutPrefix(auth, []byte("Bearer "))
-	if !ok || len(key) == 0 {
+	key, ok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	if !ok {
 		return nil, errMissingKey
 	}
-	sum := sha256.Sum256(bytes.TrimSpace(key))
+	sum := sha256.Sum256(key)
 	var found *Consumer
 	for i := range consumers {
 		if subtle.ConstantTimeCompare(sum[:], consumers[i].hash) == 1 {
@@ -43,6 +42,18 @@ func authenticate(ctx *fasthttp.RequestCtx, consumers []Consumer) (*Consumer, *a
 		return nil, errBadKey
 	}
 	return found, nil
+}
+
+// bearer returns the credentials of an Authorization header with the
+// Bearer scheme, whose name is case-insensitive (RFC 7235).
+func bearer(h []byte) ([]byte, bool) {
+	h = bytes.TrimSpace(h)
+	i := bytes.IndexAny(h, " \t")
+	if i < 0 || !bytes.EqualFold(h[:i], []byte("Bearer")) {
+		return nil, false
+	}
+	key := bytes.TrimSpace(h[i:])
+	return key, len(key) > 0
 }
 
 // allows reports whether the consumer may use a route by any of its names.
@@ -59,4 +70,10 @@ func (c *Consumer) allows(rt *Route) bool {
 		}
 	}
 	return false
+}
+
+// allowsName reports whether the consumer may use a model by this name,
+// for /v1/models.
+func (c *Consumer) allowsName(name string) bool {
+	return c == nil || c.allowed == nil || c.allowed[name]
 }

@@ -47,6 +47,12 @@ var (
 		message: "the model instance did not answer in time"}
 	errMethod = &apiError{status: 405, typ: typeInvalidRequest, code: "method_not_allowed",
 		message: "method not allowed"}
+	errHeaderTooLarge = &apiError{status: 431, typ: typeInvalidRequest, code: "request_header_too_large",
+		message: "the request head is larger than the gateway's limit"}
+	errReadTimeout = &apiError{status: 408, typ: typeInvalidRequest, code: "request_timeout",
+		message: "the request was not received in time"}
+	errBadHead = &apiError{status: 400, typ: typeInvalidRequest, code: "invalid_request",
+		message: "the request is not valid HTTP/1.1"}
 )
 
 func errUnknownModel(model string) *apiError {

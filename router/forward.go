@@ -276,6 +276,19 @@ func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	}
 	uri.SetPathBytes(append([]byte(in.BasePath), path...))
 	uri.SetQueryStringBytes(ctx.URI().QueryString())
+	setForwarded(ctx, req)
+	req.SetBodyRaw(body)
+}
+
+// forwardedHeaders are set by the router alone: a client's are dropped.
+var forwardedHeaders = []string{"X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"}
+
+// setForwarded appends the client's address to X-Forwarded-For and sets
+// X-Forwarded-Host and X-Forwarded-Proto to what the client reached.
+func setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	for _, h := range forwardedHeaders {
+		req.Header.Del(h)
+	}
 	if ip := ctx.RemoteIP(); ip != nil {
 		if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
 			req.Header.Set("X-Forwarded-For", string(prior)+", "+ip.String())
@@ -283,7 +296,14 @@ func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 			req.Header.Set("X-Forwarded-For", ip.String())
 		}
 	}
-	req.SetBodyRaw(body)
+	if host := ctx.Request.Header.Host(); len(host) > 0 {
+		req.Header.SetBytesV("X-Forwarded-Host", host)
+	}
+	proto := "http"
+	if ctx.IsTLS() {
+		proto = "https"
+	}
+	req.Header.Set("X-Forwarded-Proto", proto)
 }
 
 // relayWhole copies a complete upstream reply to the client.

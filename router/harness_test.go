@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
@@ -47,7 +48,8 @@ func newGateway(t *testing.T, cfg Config, opts ...Option) *gateway {
 		t.Fatal(err)
 	}
 	g.addr = ln.Addr().String()
-	srv := &fasthttp.Server{Handler: rt.Handler, ErrorHandler: rt.ErrorHandler, MaxRequestBodySize: rt.MaxBodySize()}
+	srv := &fasthttp.Server{Handler: rt.Handler, ErrorHandler: rt.ErrorHandler, MaxRequestBodySize: rt.MaxBodySize(),
+		ReadBufferSize: rt.MaxHeaderSize(), Logger: ServerLogger(zerolog.Nop())}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = srv.Serve(ln) })

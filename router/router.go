@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -218,12 +219,28 @@ func routeNames(t *table) []string {
 
 // ErrorHandler answers the errors fasthttp.Server meets before Handler runs,
 // such as a body over the limit; set it as fasthttp.Server.ErrorHandler.
+// The reply never quotes the request: fasthttp's errors carry the raw head,
+// Authorization header included.
 func (r *Router) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
-	if err == fasthttp.ErrBodyTooLarge {
+	ErrorHandler(ctx, err)
+}
+
+// ErrorHandler is Router.ErrorHandler for servers without a Router, such as
+// the admin listener.
+func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		errBodyTooLarge.write(ctx)
-		return
+	case errors.As(err, &small):
+		errHeaderTooLarge.write(ctx)
+	case errors.As(err, &ne) && ne.Timeout():
+		errReadTimeout.write(ctx)
+	default:
+		errBadHead.write(ctx)
 	}
-	(&apiError{status: 400, typ: typeInvalidRequest, message: "cannot parse request: " + err.Error()}).write(ctx)
+	ctx.SetConnectionClose()
 }
 
 func (r *Router) serveReady(ctx *fasthttp.RequestCtx) {
@@ -249,10 +266,16 @@ type modelEntry struct {
 }
 
 // serveModels lists every route name, aliases included, whose service has a
-// usable instance.
+// usable instance. With consumers configured it needs a key and lists only
+// the names that key may use.
 func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() {
 		errMethod.write(ctx)
+		return
+	}
+	consumer, aerr := authenticate(ctx, r.cfg.Load().Consumers)
+	if aerr != nil {
+		aerr.write(ctx)
 		return
 	}
 	snap := r.pool.Snapshot()
@@ -262,6 +285,9 @@ func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 			continue
 		}
 		for _, name := range append([]string{rt.Model}, rt.Aliases...) {
+			if !consumer.allowsName(name) {
+				continue
+			}
 			list.Data = append(list.Data, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
 		}
 	}

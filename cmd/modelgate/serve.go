@@ -77,8 +77,10 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 	d.api = &fasthttp.Server{
 		Handler:               rt.Handler,
 		ErrorHandler:          rt.ErrorHandler,
+		Logger:                router.ServerLogger(log),
 		Name:                  "modelgate",
 		MaxRequestBodySize:    rt.MaxBodySize(),
+		ReadBufferSize:        rt.MaxHeaderSize(),
 		ReadTimeout:           60 * time.Second, // reading one request; never the reply
 		IdleTimeout:           2 * time.Minute,
 		NoDefaultServerHeader: true,
@@ -87,6 +89,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 	d.admin = &fasthttp.Server{
 		Handler: rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
 			func(w io.Writer) { metrics.WriteProcessMetrics(w) }),
+		ErrorHandler: router.ErrorHandler, Logger: router.ServerLogger(log),
 		Name: "modelgate-admin", NoDefaultServerHeader: true, CloseOnShutdown: true,
 	}
 	if d.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
