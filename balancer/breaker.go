@@ -82,10 +82,15 @@ type breaker struct {
 	openedAt  atomic.Int64  // env clock
 	probes    atomic.Int32  // half-open probes in flight
 
-	mu       sync.Mutex // serialises calls into cb; guards pending
+	mu       sync.Mutex // serialises calls into cb; guards pending and consecutive
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	pending  [2]transition
 	npending int
+	// consecutive counts failures in a row in the current state, however
+	// far apart: gobreaker's rolling window forgets a failure older than
+	// Window, so failures slower than Window/ConsecutiveFailures apart
+	// would never trip it by that rule.
+	consecutive uint32
 
 	id  string
 	env *env
@@ -106,7 +111,7 @@ func (b *breaker) init(id string, e *env) {
 		Interval:      e.brk.Window,
 		BucketPeriod:  e.brk.Window / 10,
 		Timeout:       time.Nanosecond, // the env clock decides; see breaker
-		ReadyToTrip:   e.trip,
+		ReadyToTrip:   b.readyToTrip,
 		OnStateChange: b.onChange,
 	})
 }
@@ -180,8 +185,10 @@ func (b *breaker) record(gen uint32, failed bool) {
 		return
 	}
 	if failed {
+		b.consecutive++
 		_, _ = b.cb.Execute(fail)
 	} else {
+		b.consecutive = 0
 		_, _ = b.cb.Execute(succeed)
 	}
 	ev, n := b.take()
@@ -189,8 +196,16 @@ func (b *breaker) record(gen uint32, failed bool) {
 	b.announce(ev[:n])
 }
 
+// readyToTrip is gobreaker's ReadyToTrip, with b's own count of
+// consecutive failures; it runs with b.mu held.
+func (b *breaker) readyToTrip(c breakerCounts) bool {
+	c.ConsecutiveFailures = max(c.ConsecutiveFailures, b.consecutive)
+	return b.env.trip(c)
+}
+
 // onChange is gobreaker's OnStateChange; it runs with b.mu held.
 func (b *breaker) onChange(_ string, from, to gobreaker.State) {
+	b.consecutive = 0
 	_, gen := b.load()
 	if to == gobreaker.StateOpen {
 		now := b.env.clock()

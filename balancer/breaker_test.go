@@ -246,3 +246,29 @@ func TestPanicModePicksLeastBad(t *testing.T) {
 		t.Errorf("instance 2 after its timeout: %s", st.Breaker)
 	}
 }
+
+// TestBreakerSlowConsecutiveFailures reports failures further apart than
+// the rolling window holds: five in a row still open the breaker, and a
+// success in between starts the count again. The window runs on the wall
+// clock (gobreaker's), so the test waits it out for real, briefly.
+func TestBreakerSlowConsecutiveFailures(t *testing.T) {
+	const window = 100 * time.Millisecond
+	f := newBreakerFixture(balancer.BreakerSettings{Window: window, FailureRatio: -1})
+	b := f.b
+	slow := func(n int, res balancer.Result) {
+		for range n {
+			time.Sleep(window + window/5) // the previous result left the window
+			report(t, b, "chat", 1, 1, res)
+		}
+	}
+	slow(4, failed)
+	slow(1, ok)
+	slow(4, failed)
+	if st := breakerOf(t, b, 1); st.Breaker != "closed" {
+		t.Fatalf("4 slow failures after a success: breaker %s", st.Breaker)
+	}
+	slow(1, failed)
+	if st := breakerOf(t, b, 1); st.Breaker != "open" {
+		t.Fatalf("5 slow failures in a row: breaker %s", st.Breaker)
+	}
+}

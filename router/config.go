@@ -55,8 +55,11 @@ type Route struct {
 	TTFTSLO time.Duration `yaml:"ttft_slo"`
 	// Timeout caps a whole attempt, stream included. Default 10m.
 	Timeout time.Duration `yaml:"timeout"`
-	// FirstByteTimeout caps the wait for the reply headers and, for a
-	// stream, for the first event. Default 60s.
+	// FirstByteTimeout caps each wait for the instance: for the reply
+	// headers (which a non-streamed reply sends once generation ends), for
+	// a stream's first event, and any silence within a reply's body. An
+	// attempt that fails before anything reached the client is retried.
+	// Default 60s.
 	FirstByteTimeout time.Duration `yaml:"first_byte_timeout"`
 	// Retries is how many other instances are tried after a failure before
 	// the first byte reached the client. Default 0.
@@ -86,6 +89,10 @@ type Config struct {
 	// accepted, for fasthttp.Server.ReadBufferSize; a larger one gets 431.
 	// Default 64 KiB.
 	MaxHeaderSize int `yaml:"max_header_size"`
+	// MaxReplySize caps a non-streamed reply, decoded; a larger one fails
+	// the attempt (502 upstream_error) without being held in memory.
+	// Streams are bounded per event instead. Default 64 MiB.
+	MaxReplySize int `yaml:"max_reply_size"`
 	// ConnectTimeout caps dialing an instance. Default 3s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxConnsPerInstance caps the connections to one instance, which is
@@ -184,6 +191,7 @@ const (
 	defaultFirstByteTimeout = 60 * time.Second
 	defaultMaxBodySize      = 8 << 20
 	defaultMaxHeaderSize    = 64 << 10
+	defaultMaxReplySize     = 64 << 20
 	defaultConnectTimeout   = 3 * time.Second
 )
 
@@ -201,6 +209,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHeaderSize <= 0 {
 		c.MaxHeaderSize = defaultMaxHeaderSize
+	}
+	if c.MaxReplySize <= 0 {
+		c.MaxReplySize = defaultMaxReplySize
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = defaultConnectTimeout

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
@@ -161,6 +162,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 	upBody := upstreamBody(x, rt, body)
 	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: x.model, Tags: tags, StickyKey: x.sticky}
 	var lastErr *apiError
+	maxReply := r.cfg.Load().MaxReplySize
 	for attempt := 0; attempt <= rt.Retries; attempt++ {
 		picked, err := r.picker.Pick(&breq)
 		if err != nil {
@@ -175,40 +177,54 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
 		r.buildUpstream(ctx, req, in, upBody, x.requestID)
-		req.SetTimeout(rt.Timeout)
-		resp.StreamBody = x.stream
-		start := r.now()
+		// The request's timeout is fasthttp's deadline for sending it and
+		// reading the reply headers; the body is then held to the
+		// first-byte timeout between reads and to the attempt's timeout.
+		req.SetTimeout(min(rt.FirstByteTimeout, rt.Timeout))
+		resp.StreamBody = true
+		start, wall := r.now(), time.Now()
 		err = r.upstreams.get(in).Do(req, resp)
 		fasthttp.ReleaseRequest(req)
 		im := r.meters.instance(in)
-
-		if err != nil {
+		failed := func(err error, status int) {
+			resp.SetConnectionClose() // do not drain a body nobody reads
 			fasthttp.ReleaseResponse(resp)
-			im.request(0).Inc()
-			picked.Done(balancer.Result{Err: err, Latency: r.now().Sub(start)})
+			picked.Done(balancer.Result{Err: err, Status: status, Latency: r.now().Sub(start)})
 			r.observe(x, rt, true)
-			lastErr = classify(err)
 			breq.Exclude = append(breq.Exclude, in.ID())
+		}
+		if err != nil {
+			im.request(0).Inc()
+			failed(err, 0)
+			lastErr = classify(err)
 			continue
 		}
 		status := resp.StatusCode()
 		im.request(status).Inc()
 		if retryable(status) && (attempt < rt.Retries || !last) {
-			resp.SetConnectionClose() // do not drain a body nobody reads
-			fasthttp.ReleaseResponse(resp)
-			picked.Done(balancer.Result{Status: status, Latency: r.now().Sub(start), Err: errStatus})
-			r.observe(x, rt, true)
-			breq.Exclude = append(breq.Exclude, in.ID())
+			failed(errStatus, status)
 			lastErr = errUpstream("status " + strconv.Itoa(status))
 			continue
 		}
-		x.status = status
-		if x.stream && resp.BodyStream() != nil && bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
-			r.relayStream(ctx, x, resp, picked, start, rt.FirstByteTimeout)
+		armReads(resp, rt.FirstByteTimeout, wall.Add(rt.Timeout))
+		if (x.stream || x.api == "passthrough") && resp.BodyStream() != nil && isEventStream(resp) {
+			src, err := openEvents(resp)
+			if err != nil { // nothing reached the client yet: try another instance
+				failed(err, status)
+				lastErr = classify(err)
+				continue
+			}
+			x.status, x.stream = status, true
+			r.relayStream(ctx, x, resp, src, picked, start, rt.FirstByteTimeout)
 			return true, nil
 		}
 		x.stream = false // an error or a whole reply, even if a stream was asked
-		r.relayWhole(ctx, resp)
+		if err := readWhole(ctx, resp, maxReply); err != nil {
+			failed(err, status)
+			lastErr = classify(err)
+			continue
+		}
+		x.status = status
 		if status == fasthttp.StatusOK {
 			r.store(x, ctx.Response.Body(), string(ctx.Response.Header.ContentType()), false)
 			x.usage = usageFromJSON(ctx.Response.Body())
@@ -235,6 +251,9 @@ func retryable(status int) bool { return status >= 500 || status == fasthttp.Sta
 // classify maps a transport error to the reply a client gets if no retry
 // succeeds.
 func classify(err error) *apiError {
+	if errors.Is(err, errReplyTooLarge) {
+		return errUpstream(err.Error())
+	}
 	var ne net.Error
 	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
 		(errors.As(err, &ne) && ne.Timeout()) {
@@ -259,7 +278,9 @@ func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	req.Header.Del(fasthttp.HeaderAuthorization)
 	req.Header.Del(tagsHeader)
 	req.Header.Del(modelHeader)
-	req.Header.Del("Accept-Encoding") // replies are relayed as they come: keep them plain
+	// Plain replies: usage is read from them and the cache keeps them as
+	// they are. One compressed anyway is decoded (readWhole, openEvents).
+	req.Header.Set(fasthttp.HeaderAcceptEncoding, "identity")
 	if in.CredRef != "" {
 		if cred, ok := r.cfg.Load().Credentials[in.CredRef]; ok {
 			req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+cred.secret)
@@ -304,13 +325,6 @@ func setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
 		proto = "https"
 	}
 	req.Header.Set("X-Forwarded-Proto", proto)
-}
-
-// relayWhole copies a complete upstream reply to the client.
-func (r *Router) relayWhole(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
-	ctx.SetStatusCode(resp.StatusCode())
-	copyHeaders(&ctx.Response.Header, &resp.Header)
-	ctx.SetBody(resp.Body())
 }
 
 func copyHeaders(dst, src *fasthttp.ResponseHeader) {

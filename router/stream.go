@@ -26,15 +26,18 @@ import (
 // writer and the handler run concurrently: the writer touches nothing of ctx
 // (only resp, x and the values copied here), and the handler touches neither
 // x nor resp once relayStream returns.
-func (r *Router) relayStream(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.Response, picked balancer.Picked,
+func (r *Router) relayStream(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.Response, ev *events, picked balancer.Picked,
 	start time.Time, firstByte time.Duration) {
 	ctx.SetStatusCode(resp.StatusCode())
 	copyHeaders(&ctx.Response.Header, &resp.Header)
+	if ev.compressed {
+		ctx.Response.Header.Del(fasthttp.HeaderContentEncoding)
+	}
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	ctx.Response.ImmediateHeaderFlush = true
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		res := r.pump(w, x, resp, firstByte)
+		res := r.pump(w, x, resp, ev, firstByte)
 		fasthttp.ReleaseResponse(resp) // closes the upstream body stream
 		end := r.now()
 		res.Status, res.Latency, res.TTFT = x.status, end.Sub(start), x.ttft
@@ -43,16 +46,22 @@ func (r *Router) relayStream(ctx *fasthttp.RequestCtx, x *exchange, resp *fastht
 	})
 }
 
-// pump copies events from resp to w until the stream ends, the upstream
-// fails or the client goes away.
-func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, firstByte time.Duration) balancer.Result {
-	// A silent upstream is cut at the first-event deadline.
+// pump copies events from ev to w until the stream ends, the upstream
+// fails or the client goes away. A silence longer than firstByte between
+// two reads fails the stream (watchedConn); so does a model stream without
+// content for that long (keep-alive comments only, say).
+func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev *events, firstByte time.Duration) balancer.Result {
 	watchdog := cutAfter(firstByte, resp)
 	defer watchdog.stop()
+	if x.api == "passthrough" { // any event is progress: not only choices
+		watchdog.stop()
+	}
 	var res balancer.Result
-	rd := sse.NewReader(resp.BodyStream(), 0)
 	for {
-		raw, data, err := rd.Next()
+		raw, data, err := ev.next()
+		if errors.Is(err, io.EOF) && x.api == "passthrough" {
+			return res // other APIs' streams end at the end of an event, not at [DONE]
+		}
 		if err != nil {
 			// The stream ended without [DONE]: never reuse that connection,
 			// and tell the client in the stream itself.
@@ -77,7 +86,7 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, fir
 			if err := w.Flush(); err != nil {
 				res.Err = clientGone(err)
 			}
-			drain(rd, resp)
+			drain(ev, resp)
 			return res
 		}
 		c := inspectChunk(data)
@@ -125,11 +134,11 @@ func clientGone(err error) error {
 // drain reads what follows [DONE] up to the end of the body, so that the
 // upstream connection goes back to the pool instead of being closed (an
 // upstream that holds the body open past a second loses its connection).
-func drain(rd *sse.Reader, resp *fasthttp.Response) {
+func drain(ev *events, resp *fasthttp.Response) {
 	cut := cutAfter(time.Second, resp)
 	defer cut.stop()
 	for range 16 {
-		if _, _, err := rd.Next(); err != nil {
+		if _, _, err := ev.next(); err != nil {
 			if !errors.Is(err, io.EOF) {
 				resp.SetConnectionClose()
 			}

@@ -73,7 +73,16 @@ func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
 	return hc
 }
 
+// dial connects to addr and watches the connection's reads (watchedConn).
 func (u *upstreams) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := u.dialRaw(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConn{Conn: c}, nil
+}
+
+func (u *upstreams) dialRaw(addr string, timeout time.Duration) (net.Conn, error) {
 	if u.dialer != nil {
 		return u.dialer(addr)
 	}

@@ -1,6 +1,8 @@
 package router
 
 import (
+	"strconv"
+
 	"github.com/tidwall/gjson"
 )
 
@@ -27,7 +29,33 @@ func usageOf(u gjson.Result) usage {
 	if !in.Exists() && !out.Exists() {
 		return usage{}
 	}
-	return usage{input: int(in.Int()), output: int(out.Int()), found: true}
+	i, iok := tokenCount(in)
+	o, ook := tokenCount(out)
+	if !iok || !ook {
+		return usage{} // not believable: estimated instead
+	}
+	return usage{input: i, output: o, found: true}
+}
+
+// maxUsageTokens bounds the tokens one reply may claim; more is a broken
+// or hostile instance, not usage.
+const maxUsageTokens = 10_000_000
+
+// tokenCount reads one usage field: absent is 0; anything but a
+// non-negative integer up to maxUsageTokens (written as one: no fraction,
+// no exponent) is not a count.
+func tokenCount(v gjson.Result) (int, bool) {
+	if !v.Exists() {
+		return 0, true
+	}
+	if v.Type != gjson.Number {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v.Raw, 10, 64)
+	if err != nil || n < 0 || n > maxUsageTokens {
+		return 0, false
+	}
+	return int(n), true
 }
 
 // chunk is what an SSE data payload tells the accounting.
