@@ -58,6 +58,7 @@ type Pool struct {
 	now    func() time.Time
 	synced chan struct{}
 	once   sync.Once
+	stale  atomic.Bool
 }
 
 // PoolOption configures a Pool.
@@ -180,6 +181,14 @@ func (p *Pool) logDiff(key string, d Diff) {
 // MarkSynced records that the source has delivered its first complete view.
 // It is safe to call more than once.
 func (p *Pool) MarkSynced() { p.once.Do(func() { close(p.synced) }) }
+
+// SetStale records whether the pool holds a view its source has not
+// confirmed, such as a snapshot loaded from disk while the source cannot
+// be reached. It is safe for concurrent use.
+func (p *Pool) SetStale(stale bool) { p.stale.Store(stale) }
+
+// Stale reports what SetStale last recorded; false at first.
+func (p *Pool) Stale() bool { return p.stale.Load() }
 
 // Synced is closed once MarkSynced has been called.
 func (p *Pool) Synced() <-chan struct{} { return p.synced }

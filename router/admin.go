@@ -80,8 +80,11 @@ type ServiceView struct {
 
 // PoolView is GET /admin/pool.
 type PoolView struct {
-	Version  uint64        `json:"version"`
-	Synced   bool          `json:"synced"`
+	Version uint64 `json:"version"`
+	Synced  bool   `json:"synced"`
+	// Stale is true while the pool is a snapshot from disk that the source
+	// has not confirmed yet (Nacos unreachable since start).
+	Stale    bool          `json:"stale"`
 	Services []ServiceView `json:"services"`
 }
 
@@ -94,7 +97,7 @@ type InstanceStats struct {
 
 func (r *Router) poolView() PoolView {
 	snap := r.pool.Snapshot()
-	v := PoolView{Version: snap.Version, Services: []ServiceView{}}
+	v := PoolView{Version: snap.Version, Stale: r.pool.Stale(), Services: []ServiceView{}}
 	select {
 	case <-r.pool.Synced():
 		v.Synced = true

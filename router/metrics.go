@@ -203,6 +203,15 @@ func writePool(w io.Writer, snap *discovery.Snapshot) {
 	metrics.WriteGaugeUint64(w, "modelgate_pool_version", snap.Version)
 }
 
+// writeStale writes 1 while the pool is an unconfirmed snapshot from disk.
+func writeStale(w io.Writer, stale bool) {
+	v := uint64(0)
+	if stale {
+		v = 1
+	}
+	metrics.WriteGaugeUint64(w, "modelgate_pool_stale", v)
+}
+
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
 // writeBalancer writes each instance's breaker state and in-flight count,

@@ -201,6 +201,7 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 func (r *Router) WritePrometheus(w io.Writer) {
 	r.meters.set.WritePrometheus(w)
 	writePool(w, r.pool.Snapshot())
+	writeStale(w, r.pool.Stale())
 	if r.bal != nil {
 		writeBalancer(w, r.bal, r.routes.Load())
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -71,11 +74,25 @@ type NacosConfig struct {
 	Groups            []string      `yaml:"groups"`    // default ["LLM"]
 	Username          string        `yaml:"username"`
 	Password          string        `yaml:"password"`
-	ListInterval      time.Duration `yaml:"list_interval"`      // default 10s
-	ReconcileInterval time.Duration `yaml:"reconcile_interval"` // default 3s
+	AccessKey         string        `yaml:"access_key"` // with secret_key: signed requests
+	SecretKey         string        `yaml:"secret_key"`
+	TLS               *NacosTLS     `yaml:"tls"`                // default plain HTTP and gRPC
+	ListInterval      time.Duration `yaml:"list_interval"`      // default 1.5s
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"` // default 60s
+	ReconcileRate     float64       `yaml:"reconcile_rate"`     // backstop reads per second; default 1
 	EmptyPolicy       string        `yaml:"empty_policy"`       // keep|apply; default keep
 	EmptyGrace        time.Duration `yaml:"empty_grace"`        // default 30s
 	CacheDir          string        `yaml:"cache_dir"`          // SDK files; default <user cache>/modelgate/nacos
+	// Snapshot is the file the pool is kept in, to serve from when Nacos
+	// cannot be reached at start; "off" keeps none. Default
+	// <cache_dir>/pool-<hash of servers, namespace, groups>.json.
+	Snapshot string `yaml:"snapshot"`
+}
+
+// NacosTLS reaches Nacos over TLS (HTTP API and the SDK's gRPC).
+type NacosTLS struct {
+	CAFile     string `yaml:"ca_file"`     // PEM roots; default the system's
+	ServerName string `yaml:"server_name"` // default each server's host
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
@@ -184,6 +201,18 @@ func (c *Config) normalize() error {
 				dir = os.TempDir()
 			}
 			n.CacheDir = filepath.Join(dir, "modelgate", "nacos")
+		}
+		if (n.AccessKey == "") != (n.SecretKey == "") {
+			errs = append(errs, errors.New("discovery.nacos.access_key, secret_key: set both or neither"))
+		}
+		if n.ReconcileRate < 0 {
+			errs = append(errs, errors.New("discovery.nacos.reconcile_rate: must not be negative"))
+		}
+		switch n.Snapshot {
+		case "off":
+		case "":
+			h := sha256.Sum256([]byte(strings.Join(n.Servers, ",") + "|" + n.Namespace + "|" + strings.Join(n.Groups, ",")))
+			n.Snapshot = filepath.Join(n.CacheDir, "pool-"+hex.EncodeToString(h[:6])+".json")
 		}
 		c.Router.DefaultGroup = n.Groups[0]
 	}

@@ -104,10 +104,15 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 }
 
 func nacosClientConfig(n *NacosConfig) nacos.ClientConfig {
-	return nacos.ClientConfig{
+	c := nacos.ClientConfig{
 		Servers: n.Servers, Namespace: n.Namespace, Username: n.Username, Password: n.Password,
+		AccessKey: n.AccessKey, SecretKey: n.SecretKey,
 		CacheDir: filepath.Join(n.CacheDir, "cache"), LogDir: filepath.Join(n.CacheDir, "log"),
 	}
+	if n.TLS != nil {
+		c.TLS = &nacos.TLSConfig{CAFile: n.TLS.CAFile, ServerName: n.TLS.ServerName}
+	}
+	return c
 }
 
 func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
@@ -121,10 +126,14 @@ func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
 	}
 	d.naming = client
 	d.closers = append(d.closers, client.Close)
+	snapshot := n.Snapshot
+	if snapshot == "off" {
+		snapshot = ""
+	}
 	return nacos.NewWatcher(client, nacos.Options{
 		Groups: n.Groups, ListInterval: n.ListInterval, ReconcileInterval: n.ReconcileInterval,
-		Empty: nacos.EmptyPolicy(n.EmptyPolicy), EmptyGrace: n.EmptyGrace,
-		Logger: &d.log, Metrics: d.metrics,
+		ReconcileRate: n.ReconcileRate, Empty: nacos.EmptyPolicy(n.EmptyPolicy), EmptyGrace: n.EmptyGrace,
+		SnapshotPath: snapshot, Logger: &d.log, Metrics: d.metrics,
 	})
 }
 

@@ -35,12 +35,29 @@ type ClientConfig struct {
 	Namespace string   // namespace ID; "" is the public namespace
 	Username  string   // only when Nacos auth is on
 	Password  string
+	// AccessKey and SecretKey sign every request (HMAC-SHA1, as the SDK
+	// does), for Nacos deployments that check access keys.
+	AccessKey string
+	SecretKey string
+	// TLS, when not nil, reaches every server over TLS: the HTTP API over
+	// https and the SDK's gRPC with TLS.
+	TLS *TLSConfig
 	// CacheDir and LogDir are the SDK's own files. Both must be set: the SDK
 	// would otherwise write beside the binary.
 	CacheDir  string
 	LogDir    string
 	LogLevel  string // SDK log level; default "warn"
 	TimeoutMs uint64 // per request to Nacos; default 5000
+}
+
+// TLSConfig is how the servers' certificates are checked.
+type TLSConfig struct {
+	// CAFile is a PEM file of the certificates that sign the servers';
+	// "" trusts the system's roots.
+	CAFile string
+	// ServerName is the name the certificates must carry; default the
+	// host of each server address.
+	ServerName string
 }
 
 // SDKClient is the Client over nacos-sdk-go's naming client (listing and
@@ -63,11 +80,15 @@ func Dial(cfg ClientConfig) (*SDKClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	api, err := newHTTPAPI(cfg)
+	if err != nil {
+		return nil, err
+	}
 	naming, err := clients.NewNamingClient(param)
 	if err != nil {
 		return nil, fmt.Errorf("nacos: create naming client: %w", err)
 	}
-	return &SDKClient{naming: naming, api: newHTTPAPI(cfg), subs: map[string]*vo.SubscribeParam{}}, nil
+	return &SDKClient{naming: naming, api: api, subs: map[string]*vo.SubscribeParam{}}, nil
 }
 
 // clientParam validates cfg, fills its defaults and builds the SDK's
@@ -85,6 +106,13 @@ func clientParam(cfg *ClientConfig) (vo.NacosClientParam, error) {
 	if cfg.TimeoutMs == 0 {
 		cfg.TimeoutMs = 5000
 	}
+	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
+		return vo.NacosClientParam{}, errors.New("nacos: set both AccessKey and SecretKey, or neither")
+	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
 	var servers []constant.ServerConfig
 	for _, s := range cfg.Servers {
 		host, portStr, err := net.SplitHostPort(s)
@@ -95,9 +123,9 @@ func clientParam(cfg *ClientConfig) (vo.NacosClientParam, error) {
 		if err != nil {
 			return vo.NacosClientParam{}, fmt.Errorf("nacos: server %q: bad port", s)
 		}
-		servers = append(servers, *constant.NewServerConfig(host, port))
+		servers = append(servers, *constant.NewServerConfig(host, port, constant.WithScheme(scheme)))
 	}
-	cc := constant.NewClientConfig(
+	opts := []constant.ClientOption{
 		constant.WithNamespaceId(cfg.Namespace),
 		constant.WithUsername(cfg.Username),
 		constant.WithPassword(cfg.Password),
@@ -109,29 +137,43 @@ func clientParam(cfg *ClientConfig) (vo.NacosClientParam, error) {
 		constant.WithNotLoadCacheAtStart(true),
 		// Deliver "every instance gone": the Watcher applies its own policy.
 		constant.WithUpdateCacheWhenEmpty(true),
-	)
-	return vo.NacosClientParam{ClientConfig: cc, ServerConfigs: servers}, nil
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, constant.WithAccessKey(cfg.AccessKey), constant.WithSecretKey(cfg.SecretKey))
+	}
+	if t := cfg.TLS; t != nil {
+		if _, err := t.config(); err != nil {
+			return vo.NacosClientParam{}, err
+		}
+		opts = append(opts, constant.WithTLS(constant.TLSConfig{Enable: true, CaFile: t.CAFile, ServerNameOverride: t.ServerName}))
+	}
+	return vo.NacosClientParam{ClientConfig: constant.NewClientConfig(opts...), ServerConfigs: servers}, nil
 }
 
 // Naming returns the SDK client, for registering instances (self-registration,
 // tests).
 func (c *SDKClient) Naming() naming_client.INamingClient { return c.naming }
 
-// ListServices implements Client.
+// ListServices implements Client with reads from the server's HTTP API:
+// one call per 1,000 services.
 func (c *SDKClient) ListServices(group string) ([]string, error) {
-	const pageSize = 500
+	const pageSize = 1000
 	var names []string
-	for page := uint32(1); ; page++ {
-		list, err := c.naming.GetAllServicesInfo(vo.GetAllServiceInfoParam{GroupName: group, PageNo: page, PageSize: pageSize})
+	for page := 1; ; page++ {
+		list, total, err := c.api.services(group, page, pageSize)
 		if err != nil {
 			return nil, fmt.Errorf("nacos: list services of group %s: %w", group, err)
 		}
-		names = append(names, list.Doms...)
-		if len(list.Doms) < pageSize || int64(len(names)) >= list.Count {
+		names = append(names, list...)
+		if len(list) < pageSize || len(names) >= total {
 			return names, nil
 		}
 	}
 }
+
+// Calls returns how many HTTP requests the client has sent to Nacos,
+// logins included (the SDK's gRPC traffic is not counted).
+func (c *SDKClient) Calls() uint64 { return c.api.calls.Load() }
 
 // Subscribe implements Client. The SDK's list is not read: it stays the
 // SDK's, which sorts it in place from other goroutines.

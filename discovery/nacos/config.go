@@ -26,7 +26,11 @@ func DialConfig(cfg ClientConfig) (*ConfigClient, error) {
 	if cfg.TimeoutMs == 0 {
 		cfg.TimeoutMs = 5000
 	}
-	return &ConfigClient{api: newHTTPAPI(cfg)}, nil
+	api, err := newHTTPAPI(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &ConfigClient{api: api}, nil
 }
 
 func (c *ConfigClient) params(dataID, group string) url.Values {

@@ -2,34 +2,47 @@ package nacos
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 )
 
 // httpAPI calls a Nacos server's v1 HTTP API, served by Nacos 1.x, 2.x and
-// 3.x, trying each configured server in turn and logging in when Nacos auth
-// is on.
+// 3.x, trying each configured server in turn, logging in when a username is
+// set and signing requests when an access key is.
 //
 // Instance lists are read here rather than from the SDK: the SDK's cached
 // lists are sorted in place by the SDK's goroutines on every push, so
 // reading them from ours is a data race (nacos-sdk-go v2.3.5,
-// naming_cache.isServiceInstanceChanged). Nacos Config is watched here
-// too: the SDK's config client races with itself on CloseClient.
+// naming_cache.isServiceInstanceChanged). Services are listed here too: the
+// SDK turns a failed login into an empty listing. Nacos Config is watched
+// here as well: the SDK's config client races with itself on CloseClient.
 type httpAPI struct {
 	servers   []string // "host:port"
+	scheme    string   // "http" or "https"
 	namespace string
 	username  string
 	password  string
+	accessKey string
+	secretKey string
 	client    *http.Client
+	calls     atomic.Uint64 // requests sent, logins included
 
 	mu      sync.Mutex
 	next    int // server to try first
@@ -37,11 +50,40 @@ type httpAPI struct {
 	expires time.Time
 }
 
-func newHTTPAPI(cfg ClientConfig) *httpAPI {
-	return &httpAPI{
-		servers: cfg.Servers, namespace: cfg.Namespace, username: cfg.Username, password: cfg.Password,
+func newHTTPAPI(cfg ClientConfig) (*httpAPI, error) {
+	r := &httpAPI{
+		servers: cfg.Servers, scheme: "http", namespace: cfg.Namespace, username: cfg.Username, password: cfg.Password,
+		accessKey: cfg.AccessKey, secretKey: cfg.SecretKey,
 		client: &http.Client{Timeout: time.Duration(cfg.TimeoutMs) * time.Millisecond},
 	}
+	if cfg.TLS != nil {
+		tc, err := cfg.TLS.config()
+		if err != nil {
+			return nil, err
+		}
+		r.scheme = "https"
+		r.client.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+	}
+	return r, nil
+}
+
+// config builds the TLS client config: the CA file's certificates are the
+// only roots trusted.
+func (t *TLSConfig) config() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("nacos: tls ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("nacos: tls ca_file %s: no PEM certificate in it", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
 }
 
 type instanceList struct {
@@ -55,12 +97,10 @@ func (r *httpAPI) instances(group, service string) ([]model.Instance, error) {
 	if r.namespace != "" {
 		q.Set("namespaceId", r.namespace)
 	}
-	body, status, err := r.call(context.Background(), http.MethodGet, "/nacos/v1/ns/instance/list", q, nil, 0)
+	r.sign(q, group+"@@"+service)
+	body, err := r.get("/nacos/v1/ns/instance/list", q)
 	if err != nil {
 		return nil, err
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("nacos: instance list: status %d: %.200s", status, body)
 	}
 	var list instanceList
 	if err := json.Unmarshal(body, &list); err != nil {
@@ -69,8 +109,87 @@ func (r *httpAPI) instances(group, service string) ([]model.Instance, error) {
 	return list.Hosts, nil
 }
 
+// services returns one page of the service names of group, and the total.
+func (r *httpAPI) services(group string, page, size int) ([]string, int, error) {
+	q := url.Values{"groupName": {group}, "pageNo": {strconv.Itoa(page)}, "pageSize": {strconv.Itoa(size)}}
+	if r.namespace != "" {
+		q.Set("namespaceId", r.namespace)
+	}
+	r.sign(q, "")
+	body, err := r.get("/nacos/v1/ns/service/list", q)
+	if err != nil {
+		return nil, 0, err
+	}
+	var list struct {
+		Count int      `json:"count"`
+		Doms  []string `json:"doms"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, 0, fmt.Errorf("nacos: service list: %w", err)
+	}
+	return list.Doms, list.Count, nil
+}
+
+// get is a GET that wants 200; a refusal is ErrAuth.
+func (r *httpAPI) get(path string, q url.Values) ([]byte, error) {
+	body, status, err := r.call(context.Background(), http.MethodGet, path, q, nil, 0)
+	switch {
+	case err != nil:
+		return nil, err
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return nil, fmt.Errorf("%w: %s: status %d: %s", ErrAuth, path, status, serverMessage(body))
+	case status != http.StatusOK:
+		return nil, fmt.Errorf("nacos: %s: status %d: %.200s", path, status, body)
+	}
+	return body, nil
+}
+
+// sign adds the access-key signature that Nacos's naming API checks when
+// an access key is configured: HMAC-SHA1 of "millis@@GROUP@@service" (or
+// of "millis" alone) with the secret key, base64, as the SDK sends it.
+func (r *httpAPI) sign(q url.Values, resource string) {
+	if r.accessKey == "" {
+		return
+	}
+	data := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if resource != "" {
+		data += "@@" + resource
+	}
+	q.Set("ak", r.accessKey)
+	q.Set("data", data)
+	q.Set("signature", signHMACSHA1(data, r.secretKey))
+}
+
+func signHMACSHA1(data, key string) string {
+	mac := hmac.New(sha1.New, []byte(key))
+	mac.Write([]byte(data))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// serverMessage is the readable part of a Nacos error body (plain text, or
+// JSON with a message field), cut to 200 bytes.
+func serverMessage(body []byte) string {
+	var j struct {
+		Message string `json:"message"`
+		Data    any    `json:"data"`
+	}
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &j) == nil && j.Message != "" {
+		msg = j.Message
+		if s, ok := j.Data.(string); ok && s != "" {
+			msg += ": " + s
+		}
+	}
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
 // call sends one request to the first server that answers; q goes in the
-// URL, form (if not nil) in the body. timeout 0 uses the client's.
+// URL, form (if not nil) in the body. timeout 0 uses the client's. A login
+// refused by a server is an answer: it is returned as ErrAuth at once,
+// without trying the other servers.
 func (r *httpAPI) call(ctx context.Context, method, path string, q, form url.Values, timeout time.Duration) ([]byte, int, error) {
 	r.mu.Lock()
 	start := r.next
@@ -79,11 +198,11 @@ func (r *httpAPI) call(ctx context.Context, method, path string, q, form url.Val
 	for i := range r.servers {
 		n := (start + i) % len(r.servers)
 		body, status, err := r.callOne(ctx, r.servers[n], method, path, q, form, timeout)
-		if err == nil {
+		if err == nil || errors.Is(err, ErrAuth) {
 			r.mu.Lock()
 			r.next = n
 			r.mu.Unlock()
-			return body, status, nil
+			return body, status, err
 		}
 		lastErr = err
 	}
@@ -103,7 +222,7 @@ func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, f
 	if form != nil {
 		rd = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+server+path+"?"+q.Encode(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, r.scheme+"://"+server+path+"?"+q.Encode(), rd)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -115,6 +234,7 @@ func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, f
 		req.Header.Set("Long-Pulling-Timeout", strconv.FormatInt(timeout.Milliseconds(), 10))
 		client = &http.Client{Transport: r.client.Transport, Timeout: timeout + r.client.Timeout}
 	}
+	r.calls.Add(1)
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, 0, err
@@ -144,7 +264,8 @@ func cloneValues(q url.Values) url.Values {
 }
 
 // accessToken logs in when Nacos auth is on, and reuses the token for half
-// its lifetime.
+// its lifetime. A login the server refuses is ErrAuth with the server's
+// message; one that could not be sent is a plain error.
 func (r *httpAPI) accessToken(server string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -152,18 +273,26 @@ func (r *httpAPI) accessToken(server string) (string, error) {
 		return r.token, nil
 	}
 	form := url.Values{"username": {r.username}, "password": {r.password}}
-	resp, err := r.client.Post("http://"+server+"/nacos/v1/auth/login", "application/x-www-form-urlencoded",
+	r.calls.Add(1)
+	resp, err := r.client.Post(r.scheme+"://"+server+"/nacos/v1/auth/login", "application/x-www-form-urlencoded",
 		strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode >= 500 {
+		return "", fmt.Errorf("nacos: %s: login: %s: %.200s", server, resp.Status, body)
+	}
 	var out struct {
 		AccessToken string `json:"accessToken"`
 		TokenTTL    int64  `json:"tokenTtl"`
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil || out.AccessToken == "" {
-		return "", fmt.Errorf("nacos: %s: login failed: %s", server, resp.Status)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &out) != nil || out.AccessToken == "" {
+		return "", fmt.Errorf("%w: %s: login as %q refused: %s: %s", ErrAuth, server, r.username, resp.Status, serverMessage(body))
 	}
 	r.token, r.expires = out.AccessToken, time.Now().Add(time.Duration(out.TokenTTL)*time.Second/2)
 	return r.token, nil

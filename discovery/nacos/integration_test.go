@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,9 +23,15 @@ func uniqueGroup(prefix string) string { return fmt.Sprintf("%s_%d", prefix, ran
 // runWatcher starts a Watcher on a real SDK client and returns its pool.
 func runWatcher(t *testing.T, addr string, opts Options) (*discovery.Pool, *Watcher) {
 	t.Helper()
+	return runWatcherOn(t, ClientConfig{Servers: []string{addr}}, opts)
+}
+
+// runWatcherOn is runWatcher with a client config of the test's own.
+func runWatcherOn(t *testing.T, cfg ClientConfig, opts Options) (*discovery.Pool, *Watcher) {
+	t.Helper()
 	dir := t.TempDir()
-	client, err := Dial(ClientConfig{Servers: []string{addr},
-		CacheDir: filepath.Join(dir, "cache"), LogDir: filepath.Join(dir, "log")})
+	cfg.CacheDir, cfg.LogDir = filepath.Join(dir, "cache"), filepath.Join(dir, "log")
+	client, err := Dial(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +138,50 @@ func TestRealNacosEmptyKeep(t *testing.T) {
 	eventually(t, 5*time.Second, "hold released", func() bool { return w.held() == 0 })
 	if n := count(key)(pool.Snapshot()); n != 1 {
 		t.Fatalf("pool has %d instances", n)
+	}
+}
+
+// A dead first server: listing, reads and pushes fail over to the second.
+// Pushes alone carry changes here: the backstop is off.
+func TestRealNacosFailoverAndPushOnly(t *testing.T) {
+	addr := nacostest.Addr(t)
+	dead := nacostest.DeadAddr(t)
+	group := uniqueGroup("ITFAIL")
+	key := discovery.ServiceKey(group, "qwen")
+	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41031, 1, nil)
+	pool, _ := runWatcherOn(t, ClientConfig{Servers: []string{dead, addr}},
+		Options{Groups: []string{group}, Empty: EmptyApply, ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
+	waitFor(t, pool, 15*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
+	b := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41032, 1, nil)
+	waitFor(t, pool, 5*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 2 })
+	a.Deregister()
+	b.Update(4, true)
+	waitFor(t, pool, 5*time.Second, func(s *discovery.Snapshot) bool {
+		l := instances(pool, key)
+		return len(l) == 1 && l[0].Port == 41032 && l[0].Weight == 4
+	})
+}
+
+// A new service in a watched group is routable within 2 s (p99 of 10, at
+// the default list interval).
+func TestRealNacosNewServiceWithin2s(t *testing.T) {
+	addr := nacostest.Addr(t)
+	group := uniqueGroup("ITNEW")
+	nacostest.Register(t, addr, group, "first", "127.0.0.1", 41040, 1, nil)
+	pool, _ := runWatcher(t, addr, Options{Groups: []string{group}, ListInterval: 1500 * time.Millisecond,
+		ReconcileInterval: time.Hour})
+	waitFor(t, pool, 15*time.Second, func(s *discovery.Snapshot) bool { return count(discovery.ServiceKey(group, "first"))(s) == 1 })
+	var took []time.Duration
+	for i := range 10 {
+		name := fmt.Sprintf("new%d", i)
+		nacostest.Register(t, addr, group, name, "127.0.0.1", 41041+i, 1, nil)
+		begin := time.Now()
+		waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(discovery.ServiceKey(group, name))(s) == 1 })
+		took = append(took, time.Since(begin))
+	}
+	slices.Sort(took)
+	t.Logf("new service routable after (sorted): %v", took)
+	if p99 := took[len(took)-1]; p99 > 2*time.Second {
+		t.Fatalf("p99 %v > 2s", p99)
 	}
 }

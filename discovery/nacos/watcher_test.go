@@ -3,6 +3,7 @@ package nacos
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +26,8 @@ type fakeClient struct {
 	subs     map[string]func()
 	pushes   bool
 	down     bool
+	authFail bool // answer as Nacos does to a wrong password
+	reads    atomic.Int64
 	listed   chan struct{} // receives a value at each ListServices call, if not full
 	queried  chan struct{} // likewise for Instances
 }
@@ -36,6 +39,20 @@ func newFake(pushes bool) *fakeClient {
 
 var errDown = errors.New("nacos down")
 
+// errBadPassword is what a refused login looks like.
+var errBadPassword = fmt.Errorf("%w: 127.0.0.1:8848: login as \"nacos\" refused: 403 Forbidden: user not found!", ErrAuth)
+
+// fail is the error of a call, if any. The caller holds f.mu.
+func (f *fakeClient) fail() error {
+	switch {
+	case f.down:
+		return errDown
+	case f.authFail:
+		return errBadPassword
+	}
+	return nil
+}
+
 func (f *fakeClient) ListServices(group string) ([]string, error) {
 	select {
 	case f.listed <- struct{}{}:
@@ -43,8 +60,8 @@ func (f *fakeClient) ListServices(group string) ([]string, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.down {
-		return nil, errDown
+	if err := f.fail(); err != nil {
+		return nil, err
 	}
 	var out []string
 	for key := range f.services {
@@ -76,10 +93,11 @@ func (f *fakeClient) Instances(group, service string) ([]model.Instance, error) 
 	case f.queried <- struct{}{}:
 	default:
 	}
+	f.reads.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.down {
-		return nil, errDown
+	if err := f.fail(); err != nil {
+		return nil, err
 	}
 	return f.services[discovery.ServiceKey(group, service)], nil
 }
@@ -155,7 +173,7 @@ func TestReconcileFindsChangeWithoutPush(t *testing.T) {
 	const key = "LLM@@qwen"
 	f := newFake(false)
 	f.set(key, mi("10.0.0.1", 1))
-	pool, stop := start(t, f, Options{ReconcileInterval: 50 * time.Millisecond, ListInterval: time.Hour})
+	pool, stop := start(t, f, Options{ReconcileInterval: 50 * time.Millisecond, ReconcileRate: 1000, ListInterval: time.Hour})
 	defer stop()
 	n := count(key)
 	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return n(s) == 1 })
@@ -186,7 +204,7 @@ func TestEmptyPolicy(t *testing.T) {
 			f.set(key, mi("10.0.0.1", 1))
 			clk := &clock{}
 			pool, stop := start(t, f, Options{Empty: tc.policy, EmptyGrace: time.Minute, Now: clk.now,
-				ReconcileInterval: 20 * time.Millisecond, ListInterval: time.Hour})
+				ReconcileInterval: 20 * time.Millisecond, ReconcileRate: 1000, ListInterval: time.Hour})
 			defer stop()
 			n := count(key)
 			waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return n(s) == 1 })
@@ -246,7 +264,7 @@ func TestNacosDownKeepsPoolAndVanishedServiceRetires(t *testing.T) {
 	f.set(b, mi("10.0.0.2", 1))
 	clk := &clock{}
 	pool, stop := start(t, f, Options{Now: clk.now, EmptyGrace: time.Minute,
-		ReconcileInterval: 20 * time.Millisecond, ListInterval: 20 * time.Millisecond})
+		ReconcileInterval: 20 * time.Millisecond, ReconcileRate: 1000, ListInterval: 20 * time.Millisecond})
 	defer stop()
 	both := func(s *discovery.Snapshot) bool { return count(a)(s) == 1 && count(b)(s) == 1 }
 	waitFor(t, pool, 2*time.Second, both)
