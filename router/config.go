@@ -67,11 +67,20 @@ type Route struct {
 	// Fallback names routes tried in order when this one has no usable
 	// instance or every attempt failed.
 	Fallback []string `yaml:"fallback"`
+	// Cache configures the reply cache for this route.
+	Cache RouteCache `yaml:"cache"`
 
 	serviceKey string
 	meters     *modelMeters
 	limiter    *degrade.Limiter
 	window     *degrade.Window
+}
+
+// RouteCache is a route's reply-cache policy.
+type RouteCache struct {
+	// Shared lets consumers share cached replies (embeddings of public
+	// text, say). Default false: each consumer's replies are its own.
+	Shared bool `yaml:"shared"`
 }
 
 // Config is the router's configuration. Zero values take the defaults.

@@ -245,7 +245,7 @@ func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Co
 		x.skipPrimary = true // straight to the fallback routes
 	}
 	if cache := r.deg.cache; cache != nil {
-		if key, ok := replycache.Key(x.api, body); ok {
+		if key, ok := replycache.Key(cacheScope(ctx, x, rt), x.api, body); ok {
 			x.cacheKey, x.cacheable = key, true
 			e, fresh, hit := cache.Get(ctx, key, x.start)
 			rules := replycache.Rules{Always: cfg.Degrade.Cache.Always, Deterministic: cfg.Degrade.Cache.Deterministic}
@@ -277,6 +277,20 @@ func (r *Router) admit(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, cfg *Co
 		}
 	}
 	return false
+}
+
+// cacheScope is the tenant boundary of a request's cached replies: its
+// consumer (unless the route shares its cache) and its tags header, which
+// picks the instances that answer.
+func cacheScope(ctx *fasthttp.RequestCtx, x *exchange, rt *Route) string {
+	scope := ""
+	if x.consumer != nil && !rt.Cache.Shared {
+		scope = x.consumer.Name
+	}
+	if tags := ctx.Request.Header.Peek(tagsHeader); len(tags) > 0 {
+		scope += "\x00" + string(tags)
+	}
+	return scope
 }
 
 // maxTokens is what a request may generate, for quota estimates.

@@ -12,7 +12,7 @@
 //
 // # Use from a router
 //
-// Before forwarding: key, ok := Key(api, body) on the body as the client
+// Before forwarding: key, ok := Key(scope, api, body) on the body as the client
 // sent it (before model rewrite and stream_options injection). If ok and
 // (Cacheable(api, body) or the tier is TierCache), Get: serve a fresh hit
 // when Cacheable, or any hit in TierCache, with X-Modelgate-Degraded: cache;

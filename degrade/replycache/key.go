@@ -2,17 +2,21 @@ package replycache
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 )
 
 // Key returns the cache key of a request to api ("chat", "completions",
-// "embeddings"): the SHA-256 of api and a canonical form of the body, so
-// that requests that mean the same thing share a key. ok is false if the
+// "embeddings") within scope: the SHA-256 of scope, api and a canonical form
+// of the body, so that requests that mean the same thing in one scope share
+// a key, and requests of different scopes never do. The scope is the
+// caller's tenant boundary — the consumer, the request's instance tags —
+// and "" only where replies may be shared by everyone. ok is false if the
 // body is not one JSON object (or nests deeper than 128 levels).
 //
 // The canonical form keeps every field of the body — model, messages,
-// prompt, input, temperature, tools, and any field it does not know — with
-// these exceptions at the top level: stream_options, user, metadata and
+// prompt, input, temperature, tools, user, metadata, and any field it does
+// not know — with these exceptions at the top level: stream_options and
 // store are left out (they do not change the model's output), and stream
 // counts only when true (a streamed and a whole reply are stored apart,
 // since they are replayed differently). Within the form:
@@ -27,9 +31,10 @@ import (
 //
 // Key is safe for concurrent use; it reuses buffers from a pool and
 // allocates only for bodies larger than it has seen.
-func Key(api string, body []byte) (key [32]byte, ok bool) {
+func Key(scope, api string, body []byte) (key [32]byte, ok bool) {
 	e := encoders.Get().(*encoder)
-	e.out = append(append(e.out[:0], api...), 0)
+	e.out = binary.AppendUvarint(e.out[:0], uint64(len(scope)))
+	e.out = append(append(append(e.out, scope...), api...), 0)
 	ok = e.document(body)
 	if ok {
 		key = sha256.Sum256(e.out)
@@ -49,7 +54,7 @@ const maxDepth = 128
 var encoders = sync.Pool{New: func() any { return &encoder{out: make([]byte, 0, 4096)} }}
 
 // ignored lists the top-level fields left out of the key.
-var ignored = [...]string{"stream_options", "user", "metadata", "store"}
+var ignored = [...]string{"stream_options", "store"}
 
 // The canonical form is not JSON: each value is a tag byte and a
 // self-delimiting payload, which makes it unambiguous without escaping.

@@ -16,9 +16,14 @@ import (
 
 const chat = `{"model":"chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":64}`
 
+func mustKeyScoped(scope, api, body string) [32]byte {
+	k, _ := replycache.Key(scope, api, []byte(body))
+	return k
+}
+
 func mustKey(t *testing.T, api, body string) [32]byte {
 	t.Helper()
-	k, ok := replycache.Key(api, []byte(body))
+	k, ok := replycache.Key("", api, []byte(body))
 	if !ok {
 		t.Fatalf("Key(%s) not ok", body)
 	}
@@ -32,7 +37,7 @@ func TestKeySame(t *testing.T) {
 			"model": "chat" }`},
 		{"escapes", `{"model":"\u0063hat","messages":[{"role":"system","content":"Be brief\u002e"},{"role":"user","content":"What is 2\u002b2?"}],"temperature":0,"max_tokens":64}`},
 		{"number spelling", `{"model":"chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0.0,"max_tokens":6.4e1}`},
-		{"ignored fields", `{"model":"chat","user":"bob","metadata":{"a":1},"store":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":64}`},
+		{"ignored fields", `{"model":"chat","store":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":64}`},
 		{"stream false is absent", `{"stream":false,"model":"chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":64}`},
 		{"last duplicate wins", `{"model":"other","model":"chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":64}`},
 		{"stream decided by its last duplicate", `{"stream":true,"stream":false,"model":"chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":64}`},
@@ -51,6 +56,18 @@ func TestKeyDifferent(t *testing.T) {
 	if mustKey(t, "completions", chat) == base {
 		t.Fatal("the API is not in the key")
 	}
+	for _, scope := range []string{"team-a", "team-b", "\x00", "team-a\x00gpu=h100"} {
+		k, _ := replycache.Key(scope, "chat", []byte(chat))
+		if k == base {
+			t.Fatalf("scope %q shares the unscoped key", scope)
+		}
+		if k2, _ := replycache.Key(scope, "chat", []byte(chat)); k2 != k {
+			t.Fatalf("scope %q: two keys", scope)
+		}
+	}
+	if a, _ := replycache.Key("ab", "c", []byte(chat)); a == mustKeyScoped("a", "bc", chat) {
+		t.Fatal("scope and api run together")
+	}
 	for _, tc := range []struct{ name, from, to string }{
 		{"model", `"model":"chat"`, `"model":"chat2"`},
 		{"message", `2+2`, `2+3`},
@@ -62,6 +79,8 @@ func TestKeyDifferent(t *testing.T) {
 		{"seed", `"max_tokens":64`, `"max_tokens":64,"seed":1`},
 		{"unknown field", `"max_tokens":64`, `"max_tokens":64,"top_k":5`},
 		{"nested user is kept", `"role":"user","content"`, `"role":"user","user":"bob","content"`},
+		{"user", `"max_tokens":64`, `"max_tokens":64,"user":"bob"`},
+		{"metadata", `"max_tokens":64`, `"max_tokens":64,"metadata":{"a":"1"}`},
 		{"string and number", `"max_tokens":64`, `"max_tokens":"64"`},
 		{"null and absent", `"max_tokens":64`, `"max_tokens":64,"stop":null`},
 		{"big seeds keep digits", `"max_tokens":64`, `"max_tokens":64,"seed":9007199254740993`},
@@ -88,11 +107,11 @@ func TestKeyRejects(t *testing.T) {
 		`{"a":[1,]}`, `{"a":tru}`, `{"a":"\x"}`, `{"a":"\u12"}`, `{"a":-}`, `{"a":1-2}`, `{"a":1.2.3}`,
 		`{"a":"unterminated}`, strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200),
 	} {
-		if _, ok := replycache.Key("chat", []byte(body)); ok {
+		if _, ok := replycache.Key("", "chat", []byte(body)); ok {
 			t.Errorf("Key(%.40q) ok", body)
 		}
 	}
-	if _, ok := replycache.Key("chat", []byte(" {} \n")); !ok {
+	if _, ok := replycache.Key("", "chat", []byte(" {} \n")); !ok {
 		t.Error("empty object with spaces rejected")
 	}
 }
@@ -114,7 +133,7 @@ func FuzzKey(f *testing.F) {
 		f.Add([]byte(seed), uint64(1))
 	}
 	f.Fuzz(func(t *testing.T, body []byte, seed uint64) {
-		key, ok := replycache.Key("chat", body)
+		key, ok := replycache.Key("", "chat", body)
 		var probe, v any // probe: the whole body is one value; v: with exact numbers
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
@@ -132,7 +151,7 @@ func FuzzKey(f *testing.F) {
 		var shuffled bytes.Buffer
 		writeShuffled(&shuffled, v, rng)
 		for _, again := range [][]byte{sorted, shuffled.Bytes()} {
-			k2, ok2 := replycache.Key("chat", again)
+			k2, ok2 := replycache.Key("", "chat", again)
 			if !ok2 || k2 != key {
 				t.Fatalf("key changed (ok %v)\n from %s\n   to %s", ok2, body, again)
 			}

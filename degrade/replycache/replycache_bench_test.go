@@ -29,7 +29,7 @@ func BenchmarkKey(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(chat1K)))
 	for b.Loop() {
-		if _, ok := replycache.Key("chat", chat1K); !ok {
+		if _, ok := replycache.Key("", "chat", chat1K); !ok {
 			b.Fatal("not ok")
 		}
 	}
@@ -39,7 +39,7 @@ func BenchmarkKey(b *testing.B) {
 // of a 1 KB chat request.
 func BenchmarkHit(b *testing.B) {
 	c := replycache.NewLRU(replycache.LRUConfig{})
-	k, _ := replycache.Key("chat", chat1K)
+	k, _ := replycache.Key("", "chat", chat1K)
 	now := time.Now()
 	c.Set(ctx, k, entry(strings.Repeat("x", 600), now))
 	b.ReportAllocs()
@@ -47,7 +47,7 @@ func BenchmarkHit(b *testing.B) {
 		if !replycache.Cacheable("chat", chat1K) {
 			b.Fatal("not cacheable")
 		}
-		k, _ := replycache.Key("chat", chat1K)
+		k, _ := replycache.Key("", "chat", chat1K)
 		if _, fresh, ok := c.Get(ctx, k, now); !ok || !fresh {
 			b.Fatal("miss")
 		}
