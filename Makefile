@@ -18,7 +18,7 @@ export BENCH_SECONDS
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
-.PHONY: all test check unit fuzz demo build bench bench-micro chaos wrk nacos-up nacos-down clean python-env chromium
+.PHONY: all test check unit fuzz demo build bench bench-micro chaos wrk nacos-up nacos-down clean python-env chromium prometheus
 
 all: build
 
@@ -43,7 +43,7 @@ check:
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
 # in a second pass.
-unit: python-env chromium wrk
+unit: python-env chromium prometheus wrk
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
 
@@ -80,6 +80,10 @@ python-env:
 # Debian's headless Chromium, for the status page's browser test.
 chromium:
 	@scripts/chromium.sh >/dev/null
+
+# Debian's prometheus and promtool, for the metrics and dashboard tests.
+prometheus:
+	@scripts/prometheus.sh >/dev/null
 
 nacos-up:
 	scripts/nacos-up.sh

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"time"
@@ -11,7 +12,7 @@ import (
 // AdminHandler serves the admin listener: /metrics, /healthz, /readyz and
 // the JSON views under /admin/. Handlers in extra serve further paths (they
 // win over the built-in ones); extraMetrics, if not nil, appends to
-// /metrics. Keep the admin listener on loopback or behind auth.
+// /metrics (# HELP and # TYPE are added to the whole text). Keep the admin listener on loopback or behind auth.
 func (r *Router) AdminHandler(extra map[string]fasthttp.RequestHandler, extraMetrics func(io.Writer)) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if h, ok := extra[string(ctx.Path())]; ok {
@@ -23,10 +24,12 @@ func (r *Router) AdminHandler(extra map[string]fasthttp.RequestHandler, extraMet
 			r.serveStatus(ctx)
 		case "/metrics":
 			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-			r.WritePrometheus(ctx)
+			var buf bytes.Buffer
+			r.writeMetrics(&buf)
 			if extraMetrics != nil {
-				extraMetrics(ctx)
+				extraMetrics(&buf)
 			}
+			_ = writeAnnotated(ctx, buf.Bytes())
 		case "/healthz":
 			ctx.SetBodyString("ok\n")
 		case "/readyz":

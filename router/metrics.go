@@ -128,7 +128,7 @@ func (m *meters) instance(in *discovery.Instance) *instanceMeters {
 	if im, ok := m.instances[in.ID()]; ok {
 		return im
 	}
-	im := &instanceMeters{set: m.set, labels: fmt.Sprintf("service=%q,instance=%q", in.ServiceKey(), in.Addr())}
+	im := &instanceMeters{set: m.set, labels: upstreamLabels(in.ServiceKey(), in.Addr(), in.Version)}
 	m.instances[in.ID()] = im
 	return im
 }
@@ -144,6 +144,13 @@ func (im *instanceMeters) request(code int) *metrics.Counter {
 	im.mu.Unlock()
 	im.requests.Store(code, c)
 	return c
+}
+
+// upstreamLabels are the labels of an upstream instance's series. The
+// address is "upstream", not "instance", which Prometheus sets to the
+// scrape target; version is the instance's metadata version ("" if none).
+func upstreamLabels(service, addr, version string) string {
+	return fmt.Sprintf("service=%q,upstream=%q,version=%q", service, addr, version)
 }
 
 // prune removes the series of instances no longer in snap.
@@ -218,7 +225,7 @@ func seconds(d time.Duration) float64 { return d.Seconds() }
 // and each route's panic picks, computed at scrape time.
 func writeBalancer(w io.Writer, b *balancer.Balancer, t *table) {
 	for _, st := range b.Instances() {
-		l := fmt.Sprintf("service=%q,instance=%q", st.Service, st.Addr)
+		l := upstreamLabels(st.Service, st.Addr, st.Version)
 		open := uint64(0)
 		if st.Breaker == "open" {
 			open = 1

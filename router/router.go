@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -197,8 +198,14 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 }
 
 // WritePrometheus writes the router's metrics, and the gauges computed at
-// scrape time: pool, breakers, tiers.
+// scrape time: pool, breakers, tiers, each family with # HELP and # TYPE.
 func (r *Router) WritePrometheus(w io.Writer) {
+	var buf bytes.Buffer
+	r.writeMetrics(&buf)
+	_ = writeAnnotated(w, buf.Bytes())
+}
+
+func (r *Router) writeMetrics(w io.Writer) {
 	r.meters.set.WritePrometheus(w)
 	writePool(w, r.pool.Snapshot())
 	writeStale(w, r.pool.Stale())
