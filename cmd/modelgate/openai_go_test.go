@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,15 +18,7 @@ import (
 // metricValue reads one series from the daemon's /metrics.
 func metricValue(t *testing.T, admin, series string) float64 {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(body)) {
+	for line := range strings.Lines(string(scrape(t, admin))) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f
