@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 )
 
 // InstanceStat is the balancer's view of one instance, for metrics and the
@@ -53,4 +55,37 @@ func (b *Balancer) PanicPicks(name string) uint64 {
 		return 0
 	}
 	return r.panics.Load()
+}
+
+// ServiceLoad counts the instances of a service (pool key) in the pool the
+// balancer last built from: all of them, the usable ones, those whose
+// breaker is open (not yet half-open), the attempts they have in flight,
+// and the sum of their max_concurrency (0 when any instance states none).
+// It is the degrade.Fleet the router hands its degrade.Gate. It does not
+// allocate and takes no lock; it walks every instance of the pool.
+func (b *Balancer) ServiceLoad(service string) (instances, usable, breakerOpen, inFlight, capacity int) {
+	st := b.state.Load()
+	capKnown := true
+	for _, ref := range st.instances {
+		in, s := ref.in, ref.st
+		if in.ServiceKey() != service {
+			continue
+		}
+		instances++
+		if in.Usable() {
+			usable++
+		}
+		if s.brk.state() == gobreaker.StateOpen {
+			breakerOpen++
+		}
+		inFlight += int(s.inflight.Load())
+		if in.MaxConcurrency <= 0 {
+			capKnown = false
+		}
+		capacity += in.MaxConcurrency
+	}
+	if !capKnown {
+		capacity = 0
+	}
+	return instances, usable, breakerOpen, inFlight, capacity
 }

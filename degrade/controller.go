@@ -24,8 +24,8 @@ type ChangeFunc func(route string, from, to Tier, pinned bool)
 // once-a-second and admin paths. All methods are safe for concurrent use.
 type Controller struct {
 	src      SignalSource
-	th       Thresholds
-	interval time.Duration
+	th       atomic.Pointer[Thresholds]
+	interval atomic.Int64 // nanoseconds
 	clock    Clock
 	log      zerolog.Logger
 	onChange ChangeFunc
@@ -50,49 +50,30 @@ type route struct {
 	since    time.Time // when tier last changed
 }
 
-// ControllerOption configures a Controller.
-type ControllerOption func(*Controller)
-
-// WithThresholds sets the thresholds; zero fields take their defaults
-// (DefaultThresholds).
-func WithThresholds(t Thresholds) ControllerOption {
-	return func(c *Controller) { c.th = t.withDefaults() }
-}
-
-// WithInterval sets how often Run observes every route (default 1s).
-func WithInterval(d time.Duration) ControllerOption {
-	return func(c *Controller) {
-		if d > 0 {
-			c.interval = d
-		}
-	}
-}
-
-// WithClock sets the clock for Run's ticks and for pins (default the wall
-// clock).
-func WithClock(clk Clock) ControllerOption { return func(c *Controller) { c.clock = clk } }
-
-// WithLogger sets the logger for tier changes and pins, one line each
-// (default: none).
-func WithLogger(l zerolog.Logger) ControllerOption { return func(c *Controller) { c.log = l } }
-
-// OnChange sets a function called once per change of a route's effective
-// tier, for metrics (modelgate_degrade_tier) and caps. It is called with the
-// route's lock held, so calls for one route arrive in order; it must be
-// quick and must not call Observe, Pin or Unpin for that route. Tier and
-// Status are fine.
-func OnChange(fn ChangeFunc) ControllerOption { return func(c *Controller) { c.onChange = fn } }
-
 // NewController returns a Controller that knows no route yet. src feeds Run
 // and may be nil when the caller drives Observe itself.
-func NewController(src SignalSource, opts ...ControllerOption) *Controller {
-	c := &Controller{src: src, th: DefaultThresholds(), interval: time.Second,
-		clock: systemClock{}, log: zerolog.Nop()}
-	for _, o := range opts {
-		o(c)
-	}
+func NewController(src SignalSource, opts ...Option) *Controller {
+	o := collect(opts)
+	c := &Controller{src: src, clock: o.clock, log: o.log, onChange: o.onChange}
+	c.interval.Store(int64(o.interval))
+	c.th.Store(&o.th)
 	c.routes.Store(&map[string]*route{})
 	return c
+}
+
+// SetInterval changes how often Run observes every route (d ≤ 0: keep),
+// from the next tick on.
+func (c *Controller) SetInterval(d time.Duration) {
+	if d > 0 {
+		c.interval.Store(int64(d))
+	}
+}
+
+// SetThresholds replaces the thresholds (zero fields take their defaults)
+// from the next observation on; every route keeps its tier and runs.
+func (c *Controller) SetThresholds(t Thresholds) {
+	th := t.withDefaults()
+	c.th.Store(&th)
 }
 
 // Tier returns the route's effective tier: its pin, else the tier its
@@ -151,8 +132,9 @@ func (c *Controller) Observe(name string, s Signals, now time.Time) {
 	r := c.lookup(name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.signals, r.raw = s, c.th.evaluate(s)
-	r.h.step(r.raw, now, c.th.EnterAfter, c.th.ExitAfter)
+	th := c.th.Load()
+	r.signals, r.raw = s, th.evaluate(s)
+	r.h.step(r.raw, now, th.EnterAfter, th.ExitAfter)
 	why := "signals"
 	if r.pinned && !r.pinUntil.IsZero() && !now.Before(r.pinUntil) {
 		r.pinned, why = false, "pin expired"
@@ -238,7 +220,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		for name := range *c.routes.Load() {
 			c.Observe(name, c.src(name), now)
 		}
-		stop := c.clock.AfterFunc(c.interval, func() {
+		stop := c.clock.AfterFunc(time.Duration(c.interval.Load()), func() {
 			select {
 			case tick <- struct{}{}:
 			default:

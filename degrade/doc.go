@@ -1,8 +1,9 @@
 // Package degrade decides how a route degrades when its model instances run
-// short, and enforces it: a Controller turns each route's health signals
-// into a tier, and a Limiter caps a route's concurrency with a bounded
-// priority queue. The reply cache is in degrade/replycache and consumer
-// quotas in degrade/quota.
+// short, and enforces it: a Gate admits each request and learns from its
+// outcome; beneath it a Controller turns each route's health signals into a
+// tier, and a Limiter caps a service's concurrency with a bounded priority
+// queue. The reply cache is in degrade/replycache and consumer quotas in
+// degrade/quota.
 //
 // # Tiers
 //
@@ -16,14 +17,12 @@
 // once the signals have stayed at or below a lower tier for ExitAfter (15s).
 // An admin can Pin a tier with a TTL.
 //
-// # Use from a router
+// # Admission
 //
-// Per request: Controller.Tier (an atomic load) decides shedding, the
-// Limiter and the cache; after the reply, Window.Record feeds the route's
-// error ratio and TTFT. Once a second, Controller.Run pulls Signals from a
-// SignalSource that the router builds from its balancer's instance stats and
-// Window.Snapshot. The OnChange hook moves the modelgate_degrade_tier gauge
-// and, if the router prefers, the Limiter's cap (SetCap) with the tier.
+// Gate puts it all together — tiers, per-service queues, per-route signal
+// windows, the reply cache (degrade/replycache) and consumer quotas
+// (degrade/quota) — behind two calls per request: Gate.Admit and
+// Ticket.Settle. `go doc degrade.Gate` states the protocol and the policy.
 //
 // The package imports neither fasthttp nor the Nacos SDK, keeps no global
 // state, and logs (zerolog, injected; none by default) only tier changes and

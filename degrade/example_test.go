@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/degrade"
+	"github.com/modelgate/modelgate/degrade/quota"
 )
 
 // A route whose every breaker is open reaches TierCache once the condition
@@ -57,4 +58,48 @@ func ExampleWindow() {
 	s.Requests, s.ErrorRatio, s.TTFTp95 = w.Snapshot(now)
 	fmt.Println(s.Requests, s.ErrorRatio, s.TTFTp95 >= 300*time.Millisecond, degrade.Thresholds{}.Evaluate(s))
 	// Output: 20 0.25 true shed
+}
+
+// staticFleet is a Fleet of one service with two usable instances.
+type staticFleet struct{}
+
+func (staticFleet) ServiceLoad(string) (instances, usable, breakerOpen, inFlight, capacity int) {
+	return 2, 2, 0, 0, 8
+}
+
+// A program admits each request through a Gate and settles it with what
+// happened; no router is needed. Here a consumer with 2,000 tokens per
+// minute sends requests without max_tokens: each reserves the route's
+// default_max_tokens and settles with its real usage, until the quota runs
+// out.
+func ExampleGate() {
+	gate, err := degrade.NewGate(staticFleet{}, degrade.Config{
+		Routes: []degrade.Route{{Name: "chat", Service: "qwen", DefaultMaxTokens: 500}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		d, ticket := gate.Admit(context.Background(), &degrade.Request{
+			Route: "chat", API: "chat", Consumer: "team-a", Limits: quota.Limits{TPM: 2000},
+			PromptTokens: 20, Start: start,
+		})
+		switch d.Verdict {
+		case degrade.Forward:
+			// ... send upstream; the reply's usage says 420 tokens ...
+			ticket.Settle(degrade.Outcome{Status: 200, Attempts: 1, Tokens: 420})
+			fmt.Println(i, "forwarded")
+		case degrade.OverQuota:
+			ticket.Settle(degrade.Outcome{Status: 429})
+			fmt.Println(i, "429, retry after", d.RetryAfter.Round(time.Second))
+		}
+	}
+	// Output:
+	// 0 forwarded
+	// 1 forwarded
+	// 2 forwarded
+	// 3 forwarded
+	// 4 429, retry after 6s
 }

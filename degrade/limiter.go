@@ -36,21 +36,11 @@ type LimiterStats struct {
 	Queued   int // waiters in the queue
 }
 
-// LimiterOption configures a Limiter.
-type LimiterOption func(*Limiter)
-
-// WithLimiterClock sets the clock that times waits and deadlines (default
-// the wall clock).
-func WithLimiterClock(clk Clock) LimiterOption { return func(l *Limiter) { l.clock = clk } }
-
 // NewLimiter returns a Limiter with capacity slots (≤ 0: no cap) and room
 // for maxQueue waiters (≤ 0: none; excess callers get ErrQueueFull at once).
-func NewLimiter(capacity, maxQueue int, opts ...LimiterOption) *Limiter {
-	l := &Limiter{clock: systemClock{}, capacity: capacity, maxQueue: maxQueue}
-	for _, o := range opts {
-		o(l)
-	}
-	return l
+// Of the options, only WithClock applies.
+func NewLimiter(capacity, maxQueue int, opts ...Option) *Limiter {
+	return &Limiter{clock: collect(opts).clock, capacity: capacity, maxQueue: maxQueue}
 }
 
 // Acquire takes a slot for a request of class c, waiting in the queue if

@@ -126,7 +126,7 @@ func TestLimiterClassOrder(t *testing.T) {
 
 func TestLimiterDeadline(t *testing.T) {
 	clock := fakeclock.New(t0)
-	l := degrade.NewLimiter(1, 10, degrade.WithLimiterClock(clock))
+	l := degrade.NewLimiter(1, 10, degrade.WithClock(clock))
 	hold := mustHold(t, l)
 
 	ch := acquireAsync(context.Background(), l, degrade.Critical, t0.Add(time.Second))

@@ -37,6 +37,29 @@ func (s *Snapshot) Services() []*Service {
 	return out
 }
 
+// ServiceLoad counts the instances of a service (pool key) in the current
+// snapshot: all of them, the usable ones, and the sum of their
+// max_concurrency (0 when any instance states none). A pool knows no
+// breakers or requests in flight, so those are 0. It lets a pool serve as
+// a degrade.Fleet where no balancer tracks them.
+func (p *Pool) ServiceLoad(service string) (instances, usable, breakerOpen, inFlight, capacity int) {
+	svc := p.Snapshot().Service(service)
+	if svc == nil {
+		return 0, 0, 0, 0, 0
+	}
+	for _, in := range svc.Instances {
+		if in.Usable() {
+			usable++
+		}
+		if capacity >= 0 && in.MaxConcurrency > 0 {
+			capacity += in.MaxConcurrency
+		} else {
+			capacity = -1
+		}
+	}
+	return len(svc.Instances), usable, 0, 0, max(capacity, 0)
+}
+
 // Changed returns a channel that is closed when a newer snapshot replaces s.
 func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/degrade"
-	"github.com/modelgate/modelgate/degrade/replycache"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/reqjson"
 )
@@ -69,11 +68,14 @@ type Route struct {
 	Fallback []string `yaml:"fallback"`
 	// Cache configures the reply cache for this route.
 	Cache RouteCache `yaml:"cache"`
+	// DefaultMaxTokens is the completion tokens reserved against a
+	// consumer's tokens per minute for a request that states no max_tokens
+	// (its real usage is settled afterwards). Default
+	// degrade.DefaultMaxTokens (1024).
+	DefaultMaxTokens int `yaml:"default_max_tokens"`
 
 	serviceKey string
 	meters     *modelMeters
-	limiter    *degrade.Limiter
-	window     *degrade.Window
 }
 
 // RouteCache is a route's reply-cache policy.
@@ -143,39 +145,13 @@ type Consumer struct {
 	allowed map[string]bool
 }
 
-// DegradeConfig configures tiered degradation (shed → queue → cache).
-type DegradeConfig struct {
-	// Disabled turns tiers off: no shedding, no queue, fresh cache hits
-	// only.
-	Disabled bool `yaml:"disabled"`
-	// EnterAfter and ExitAfter are the hysteresis: a tier is entered after
-	// its signals held that long and left after they cleared for longer.
-	// Defaults 3s and 15s.
-	EnterAfter time.Duration `yaml:"enter_after"`
-	ExitAfter  time.Duration `yaml:"exit_after"`
-	// Window is the span of the error-ratio and TTFT signals. Default 10s.
-	Window time.Duration `yaml:"window"`
-	// Interval is how often tiers are recomputed. Default 1s.
-	Interval time.Duration `yaml:"interval"`
-	// QueueSize bounds each route's queue in tier 2. Default 256.
-	QueueSize int `yaml:"queue_size"`
-	// Cache configures the reply cache.
-	Cache CacheConfig `yaml:"cache"`
-}
+// DegradeConfig configures tiered degradation (shed → queue → cache), the
+// reply cache included: the degrade.Gate's configuration, whose routes the
+// router fills from its own.
+type DegradeConfig = degrade.Config
 
 // CacheConfig configures the reply cache.
-type CacheConfig struct {
-	Disabled bool          `yaml:"disabled"`
-	MaxBytes int64         `yaml:"max_bytes"` // default 64 MiB
-	FreshTTL time.Duration `yaml:"fresh_ttl"` // default 5m
-	StaleTTL time.Duration `yaml:"stale_ttl"` // default 1h
-	// Always and Deterministic say which APIs get fresh hits: Always
-	// (default [embeddings]) whatever the request, Deterministic (default
-	// [chat, completions]) when the request sets temperature 0. Stale
-	// entries serve only in tier 3 or when every upstream attempt failed.
-	Always        []string `yaml:"always"`
-	Deterministic []string `yaml:"deterministic"`
-}
+type CacheConfig = degrade.CacheConfig
 
 // Credential is where an upstream secret is read from: an environment
 // variable or a file. It is read when the config is loaded.
@@ -237,13 +213,6 @@ func (c *Config) Validate() error {
 	if c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
 		errs = append(errs, fmt.Errorf("access_log.sample: %v, want 0 to 1", c.AccessLog.Sample))
 	}
-	if c.Degrade.QueueSize <= 0 {
-		c.Degrade.QueueSize = 256
-	}
-	if c.Degrade.Cache.Always == nil && c.Degrade.Cache.Deterministic == nil {
-		d := replycache.DefaultRules()
-		c.Degrade.Cache.Always, c.Degrade.Cache.Deterministic = d.Always, d.Deterministic
-	}
 	if c.InjectUsage == nil {
 		t := true
 		c.InjectUsage = &t
@@ -298,6 +267,11 @@ func (c *Config) Validate() error {
 			if _, ok := names[f]; !ok || f == r.Model {
 				errs = append(errs, fmt.Errorf("routes[%d].fallback: %q is not another route", i, f))
 			}
+		}
+	}
+	if len(errs) == 0 {
+		if err := gateConfig(c).Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

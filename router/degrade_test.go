@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,18 +36,35 @@ func chatBody(prompt string) string {
 	return `{"model":"chat","temperature":0.7,"messages":[{"role":"user","content":"` + prompt + `"}]}`
 }
 
-// TestTierThreeServesCacheAndRecovers: every instance fails → breakers open
-// → tier 3 → a prompt seen before comes from the cache, an unseen one gets
-// 503 + Retry-After → instances recover → the tier steps back down.
-func TestTierThreeServesCacheAndRecovers(t *testing.T) {
-	g := newGateway(t, Config{
-		Routes:  []Route{{Model: "chat", Service: "qwen", Retries: 1}},
-		Degrade: DegradeConfig{EnterAfter: 200 * time.Millisecond, ExitAfter: 600 * time.Millisecond, Interval: 50 * time.Millisecond, Window: time.Second},
-	}, WithBalancerOptions(balancer.WithBreaker(balancer.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond, HalfOpenProbes: 1})))
+func detBody(prompt string) string {
+	return `{"model":"chat","temperature":0,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+}
+
+// tierTestConfig enters tiers after 200 ms and leaves them after 600 ms;
+// cache entries are stale at once, so that only tier 3 or a failed upstream
+// may serve them.
+func tierTestConfig() Config {
+	return Config{
+		Routes: []Route{{Model: "chat", Service: "qwen", Retries: 1}},
+		Degrade: DegradeConfig{EnterAfter: 200 * time.Millisecond, ExitAfter: 600 * time.Millisecond,
+			Interval: 50 * time.Millisecond, Window: time.Second, Cache: CacheConfig{FreshTTL: time.Nanosecond}},
+	}
+}
+
+// TestTierThreeServesCacheByPolicy: every instance fails → breakers open →
+// tier 3 → a deterministic prompt seen before comes from the cache; a
+// sampled one seen before still goes upstream (the policy keeps stale
+// replies to deterministic requests) → instances recover → the tier steps
+// back down.
+func TestTierThreeServesCacheByPolicy(t *testing.T) {
+	g := newGateway(t, tierTestConfig(),
+		WithBalancerOptions(balancer.WithBreaker(balancer.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond, HalfOpenProbes: 1})))
 	m := g.mocks("qwen", 2, mockllm.Config{}, nil)
 
-	if r := g.do("POST", "/v1/chat/completions", chatBody("seen before")); r.StatusCode() != 200 {
-		t.Fatal(r.StatusCode())
+	for _, body := range []string{detBody("seen before"), chatBody("sampled before")} {
+		if r := g.do("POST", "/v1/chat/completions", body); r.StatusCode() != 200 {
+			t.Fatal(r.StatusCode())
+		}
 	}
 	for _, s := range m {
 		s.Set(func(c *mockllm.Config) { c.FailRate, c.FailStatus = 1, 500 })
@@ -55,16 +73,20 @@ func TestTierThreeServesCacheAndRecovers(t *testing.T) {
 		g.do("POST", "/v1/chat/completions", chatBody("unseen "+strconv.Itoa(i)))
 	})
 
-	r := g.do("POST", "/v1/chat/completions", chatBody("seen before"))
+	r := g.do("POST", "/v1/chat/completions", detBody("seen before"))
 	if r.StatusCode() != 200 || string(r.Header.Peek(degradedHeader)) != "cache" {
-		t.Fatalf("seen prompt in tier 3: %d %q %s", r.StatusCode(), r.Header.Peek(degradedHeader), r.Body())
+		t.Fatalf("deterministic prompt seen before, tier 3: %d %q %s", r.StatusCode(), r.Header.Peek(degradedHeader), r.Body())
 	}
-	r = g.do("POST", "/v1/chat/completions", chatBody("never seen"))
-	if r.StatusCode() != 503 || len(r.Header.Peek("Retry-After")) == 0 {
-		t.Fatalf("unseen prompt in tier 3: %d Retry-After %q: %s", r.StatusCode(), r.Header.Peek("Retry-After"), r.Body())
+	before := m[0].Requests() + m[1].Requests()
+	r = g.do("POST", "/v1/chat/completions", chatBody("sampled before"))
+	if r.StatusCode() == 200 || len(r.Header.Peek(degradedHeader)) != 0 {
+		t.Fatalf("sampled prompt seen before, tier 3: %d %q %s", r.StatusCode(), r.Header.Peek(degradedHeader), r.Body())
 	}
-	if g.metric(`modelgate_cache_hits_total{model="chat",kind="stale"}`)+g.metric(`modelgate_cache_hits_total{model="chat",kind="fresh"}`) < 1 {
-		t.Error("cache hit not counted")
+	if after := m[0].Requests() + m[1].Requests(); after == before {
+		t.Fatal("a sampled request in tier 3 did not reach upstream")
+	}
+	if g.metric(`modelgate_cache_hits_total{model="chat",kind="stale"}`) < 1 {
+		t.Error("stale cache hit not counted")
 	}
 
 	for _, s := range m {
@@ -73,8 +95,117 @@ func TestTierThreeServesCacheAndRecovers(t *testing.T) {
 	g.untilTier("chat", degrade.TierNormal, 10*time.Second, func(i int) {
 		g.do("POST", "/v1/chat/completions", chatBody("after "+strconv.Itoa(i)))
 	})
-	if r := g.do("POST", "/v1/chat/completions", chatBody("fresh again")); r.StatusCode() != 200 || len(r.Header.Peek(degradedHeader)) != 0 {
+	if r := g.do("POST", "/v1/chat/completions", detBody("seen before")); r.StatusCode() != 200 || len(r.Header.Peek(degradedHeader)) != 0 {
 		t.Fatalf("after recovery: %d %q", r.StatusCode(), r.Header.Peek(degradedHeader))
+	}
+}
+
+// TestTierThreeStaleForAll: with stale_for: all, a sampled request seen
+// before is answered from the cache in tier 3 too.
+func TestTierThreeStaleForAll(t *testing.T) {
+	cfg := tierTestConfig()
+	cfg.Degrade.Cache.StaleFor = "all"
+	g := newGateway(t, cfg)
+	g.mocks("qwen", 1, mockllm.Config{}, nil)
+	if r := g.do("POST", "/v1/chat/completions", chatBody("sampled before")); r.StatusCode() != 200 {
+		t.Fatal(r.StatusCode())
+	}
+	if err := g.router.Degrade().Pin("chat", degrade.TierCache, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r := g.do("POST", "/v1/chat/completions", chatBody("sampled before"))
+	if r.StatusCode() != 200 || string(r.Header.Peek(degradedHeader)) != "cache" {
+		t.Fatalf("stale_for all, tier 3: %d %q %s", r.StatusCode(), r.Header.Peek(degradedHeader), r.Body())
+	}
+}
+
+// TestTierThreeNotEnteredBeforeFirstInstance: a route started with no
+// instances does not enter tier 3 (there is nothing to protect), and once an
+// instance comes, its first 100 sampled requests all reach it.
+func TestTierThreeNotEnteredBeforeFirstInstance(t *testing.T) {
+	g := newGateway(t, tierTestConfig())
+	r := g.do("POST", "/v1/chat/completions", chatBody("early"))
+	if r.StatusCode() != 503 || !strings.Contains(string(r.Body()), "no_instance") {
+		t.Fatalf("no instance yet: %d %s", r.StatusCode(), r.Body())
+	}
+	// Several observations past EnterAfter: the tier must still be normal.
+	deadline := time.Now().Add(800 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if tier := g.router.Tier("chat"); tier != degrade.TierNormal {
+			t.Fatalf("route without instances since start reached tier %v", tier)
+		}
+		time.Sleep(20 * time.Millisecond) // sampling a state that must not change
+	}
+	m := g.mocks("qwen", 1, mockllm.Config{}, nil)
+	for i := range 100 {
+		if r := g.do("POST", "/v1/chat/completions", chatBody("same prompt")); r.StatusCode() != 200 || len(r.Header.Peek(degradedHeader)) != 0 {
+			t.Fatalf("request %d: %d %q", i, r.StatusCode(), r.Header.Peek(degradedHeader))
+		}
+	}
+	if n := m[0].Requests(); n != 100 {
+		t.Fatalf("upstream saw %d of the first 100 requests", n)
+	}
+}
+
+// TestTierThreeAllDeregistered: every instance leaves → tier 3 → sampled
+// requests get 503 no_instance (not a canned reply), deterministic ones
+// seen before come from the cache.
+func TestTierThreeAllDeregistered(t *testing.T) {
+	g := newGateway(t, tierTestConfig())
+	g.mocks("qwen", 1, mockllm.Config{}, nil)
+	for _, body := range []string{detBody("seen"), chatBody("sampled seen")} {
+		if r := g.do("POST", "/v1/chat/completions", body); r.StatusCode() != 200 {
+			t.Fatal(r.StatusCode())
+		}
+	}
+	g.pool.Update(discovery.ServiceKey("", "qwen"), nil)
+	g.synced()
+	g.untilTier("chat", degrade.TierCache, 10*time.Second, func(int) {})
+	r := g.do("POST", "/v1/chat/completions", chatBody("sampled seen"))
+	if r.StatusCode() != 503 || !strings.Contains(string(r.Body()), `"no_instance"`) {
+		t.Fatalf("sampled, no instance: %d %s", r.StatusCode(), r.Body())
+	}
+	r = g.do("POST", "/v1/chat/completions", detBody("seen"))
+	if r.StatusCode() != 200 || string(r.Header.Peek(degradedHeader)) != "cache" {
+		t.Fatalf("deterministic seen, no instance: %d %q %s", r.StatusCode(), r.Header.Peek(degradedHeader), r.Body())
+	}
+	r = g.do("POST", "/v1/chat/completions", detBody("never seen"))
+	if r.StatusCode() != 503 || !strings.Contains(string(r.Body()), `"no_instance"`) {
+		t.Fatalf("deterministic unseen, no instance: %d %s", r.StatusCode(), r.Body())
+	}
+}
+
+// TestCacheDisabledByReload: degrade.cache.disabled set by a reload takes
+// effect on the next request, and so does enabling it again.
+func TestCacheDisabledByReload(t *testing.T) {
+	cfg := Config{Routes: []Route{{Model: "chat", Service: "qwen"}}}
+	g := newGateway(t, cfg)
+	m := g.mocks("qwen", 1, mockllm.Config{}, nil)
+	send := func() *fasthttp.Response { return g.do("POST", "/v1/chat/completions", detBody("again")) }
+	send()
+	if r := send(); string(r.Header.Peek(degradedHeader)) != "cache" {
+		t.Fatalf("cache on: second deterministic request not from the cache (%q)", r.Header.Peek(degradedHeader))
+	}
+	cfg.Degrade.Cache.Disabled = true
+	if err := g.router.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	before := m[0].Requests()
+	for range 3 {
+		if r := send(); r.StatusCode() != 200 || len(r.Header.Peek(degradedHeader)) != 0 {
+			t.Fatalf("cache off: %d %q", r.StatusCode(), r.Header.Peek(degradedHeader))
+		}
+	}
+	if n := m[0].Requests() - before; n != 3 {
+		t.Fatalf("cache off: upstream saw %d of 3 requests", n)
+	}
+	cfg.Degrade.Cache.Disabled = false
+	if err := g.router.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	send()
+	if r := send(); string(r.Header.Peek(degradedHeader)) != "cache" {
+		t.Fatalf("cache on again: not from the cache (%q)", r.Header.Peek(degradedHeader))
 	}
 }
 
@@ -171,9 +302,9 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 	queued := func(n int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
-		for g.router.deg.limiters["LLM@@qwen"].Stats().Queued < n {
+		for queueOf(g, "mid").Queued < n {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d requests queued, want %d", g.router.deg.limiters["LLM@@qwen"].Stats().Queued, n)
+				t.Fatalf("%d requests queued, want %d", queueOf(g, "mid").Queued, n)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -201,7 +332,7 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 		select {
 		case <-up.arrived:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("release %d: no queued request came in; limiter %+v", i, g.router.deg.limiters["LLM@@qwen"].Stats())
+			t.Fatalf("release %d: no queued request came in; limiter %+v", i, queueOf(g, "mid"))
 		}
 	}
 	for range 19 {
@@ -231,12 +362,13 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 	}
 }
 
-// TestConsumerTokenQuota: TPM 1,000 and 300-token replies → the fourth
+// TestConsumerTokenQuota: TPM 1,000, default_max_tokens 300 and 300-token
+// replies → the fourth
 // request in the minute gets 429 with Retry-After.
 func TestConsumerTokenQuota(t *testing.T) {
 	key := "sk-quota"
 	g := newGateway(t, Config{
-		Routes:    []Route{{Model: "chat", Service: "qwen"}},
+		Routes:    []Route{{Model: "chat", Service: "qwen", DefaultMaxTokens: 300}},
 		Consumers: []Consumer{{Name: "team", KeySHA256: sha256Hex(key), TPM: 1000}},
 	})
 	g.mocks("qwen", 1, mockllm.Config{ReplyWords: 300}, nil)
@@ -251,4 +383,9 @@ func TestConsumerTokenQuota(t *testing.T) {
 	if r.StatusCode() != 429 || ra <= 0 {
 		t.Fatalf("fourth request: %d Retry-After %q: %s", r.StatusCode(), r.Header.Peek("Retry-After"), r.Body())
 	}
+}
+
+func queueOf(g *gateway, route string) degrade.LimiterStats {
+	st, _ := g.router.Degrade().QueueStats(route)
+	return st
 }

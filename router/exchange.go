@@ -3,14 +3,14 @@ package router
 import (
 	crand "crypto/rand"
 	"encoding/hex"
-	"github.com/modelgate/modelgate/degrade/quota"
-	"github.com/modelgate/modelgate/degrade/replycache"
-	"github.com/modelgate/modelgate/internal/reqjson"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/modelgate/modelgate/degrade"
+	"github.com/modelgate/modelgate/internal/reqjson"
 )
 
 // exchange is the record of one client request from arrival to its last
@@ -41,16 +41,13 @@ type exchange struct {
 	sticky     string // the route's sticky header value
 
 	// Degradation state.
-	degraded    string // "", shed, queue or cache
-	skipPrimary bool   // shed: go to the fallback routes only
-	reservation quota.Reservation
-	reserved    bool
-	release     func() // the route's queue slot, if one was taken
-	cacheKey    [32]byte
-	cacheable   bool
-	stale       *replycache.Entry // a stale reply, served if every attempt fails
+	degraded    string         // "", shed, queue or cache
+	skipPrimary bool           // shed: go to the fallback routes only
+	ticket      degrade.Ticket // the gate's admission, settled in finish
 	fromCache   bool
 	capture     []byte // a stream's events, for the reply cache
+	reply       []byte // a complete 200 reply the ticket may store
+	replyType   string // its content type
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -77,19 +74,6 @@ func (r *Router) finish(x *exchange, end time.Time) {
 	mm.request(x.status, x.stream).Inc()
 	mm.total.Add(1)
 	mm.duration.Update(seconds(end.Sub(x.start)))
-	if x.release != nil {
-		x.release()
-	}
-	if x.route != nil && x.attempts > 0 && !x.fromCache {
-		r.observe(x, x.route, x.status >= 500 || x.status == 429 || x.errMsg != "")
-	}
-	if x.reserved {
-		if x.fromCache {
-			x.reservation.Commit(0)
-		} else {
-			x.reservation.Commit(x.usage.input + x.usage.output)
-		}
-	}
 	if x.status == 200 && x.route != nil && !x.fromCache {
 		if !x.usage.found {
 			x.usage = usage{input: estimateTokens(x.promptLen), output: estimateTokens(x.outLen)}
@@ -99,6 +83,7 @@ func (r *Router) finish(x *exchange, end time.Time) {
 			mm.ttft.Update(seconds(x.ttft))
 		}
 	}
+	r.settle(x)
 	if x.consumer != nil {
 		cm := r.meters.consumer(x.consumer.Name)
 		cm.requests.Inc()
@@ -146,4 +131,21 @@ func (r *Router) logAccess(x *exchange, end time.Time) {
 		ev.Str("error", x.errMsg)
 	}
 	ev.Send()
+}
+
+// settle tells the gate how the request ended.
+func (r *Router) settle(x *exchange) {
+	o := degrade.Outcome{Status: x.status, Attempts: x.attempts, FromCache: x.fromCache, TTFT: x.ttft,
+		Failed: x.status >= 500 || x.status == 429 || x.errMsg != ""}
+	if !x.fromCache {
+		o.Tokens = x.usage.input + x.usage.output
+	}
+	if x.route != nil {
+		o.Route = x.route.Model
+	}
+	if x.reply != nil && x.errMsg == "" {
+		o.Reply, o.Stream, o.ContentType = x.reply, x.stream, x.replyType
+	}
+	x.ticket.Settle(o)
+	x.reply, x.capture = nil, nil
 }

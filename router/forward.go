@@ -12,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
-	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 )
 
@@ -107,7 +106,7 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 		r.fail(ctx, x, terr)
 		return
 	}
-	if r.admit(ctx, x, rt, cfg, body) {
+	if r.admit(ctx, x, rt, body) {
 		return
 	}
 	x.stripUsage = x.stream && *cfg.InjectUsage && !x.req.IncludeUsage
@@ -119,7 +118,7 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string) {
 	var lastErr *apiError
 	routes := r.routes.Load()
-	degraded := r.Tier(rt.Model) == degrade.TierCache
+	stale, hasStale := x.ticket.Stale()
 	for i, name := range append([]string{""}, rt.Fallback...) {
 		cur := rt
 		if i == 0 && x.skipPrimary {
@@ -132,23 +131,20 @@ func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body 
 			x.route, x.meters = cur, cur.meters
 		}
 		// Unless nothing else remains, a final 5xx falls through to the
-		// fallbacks, the stale reply or the degraded answer.
-		last := i == len(rt.Fallback) && x.stale == nil && !degraded
+		// fallbacks or the stale reply.
+		last := i == len(rt.Fallback) && !hasStale
 		done, err := r.attempts(ctx, x, cur, body, tags, last)
 		if done {
 			return
 		}
 		lastErr = err
 	}
-	if x.stale != nil && x.attempts > 0 { // stale-if-error: an old answer beats a failed one
+	if hasStale && x.attempts > 0 { // stale-if-error: an old answer beats a failed one
 		x.errMsg = lastErr.message
-		r.serveCached(ctx, x, *x.stale, false)
+		r.serveCached(ctx, x, stale, false)
 		return
 	}
-	switch {
-	case degraded:
-		lastErr = errDegraded(x.model)
-	case lastErr == nil:
+	if lastErr == nil {
 		lastErr = errNoInstance(x.model)
 	}
 	r.fail(ctx, x, lastErr)
@@ -190,7 +186,6 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			resp.SetConnectionClose() // do not drain a body nobody reads
 			fasthttp.ReleaseResponse(resp)
 			picked.Done(balancer.Result{Err: err, Status: status, Latency: r.now().Sub(start)})
-			r.observe(x, rt, true)
 			breq.Exclude = append(breq.Exclude, in.ID())
 		}
 		if err != nil {
@@ -226,7 +221,9 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		}
 		x.status = status
 		if status == fasthttp.StatusOK {
-			r.store(x, ctx.Response.Body(), string(ctx.Response.Header.ContentType()), false)
+			if x.ticket.Storable() {
+				x.reply, x.replyType = ctx.Response.Body(), string(ctx.Response.Header.ContentType())
+			}
 			x.usage = usageFromJSON(ctx.Response.Body())
 			if !x.usage.found {
 				x.outLen = len(gjson.GetBytes(ctx.Response.Body(), "choices.0.message.content").Str)

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 )
 
@@ -34,7 +35,7 @@ type Router struct {
 	upstreams *upstreams
 	meters    *meters
 	rates     rates
-	deg       *degrader
+	gate      *degrade.Gate
 	access    zerolog.Logger
 	cfg       atomic.Pointer[Config]
 	routes    atomic.Pointer[table]
@@ -93,7 +94,15 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), r.balOpts...)
 		r.picker = r.bal
 	}
-	r.newDegrader(&cfg)
+	var fleet degrade.Fleet = pool
+	if r.bal != nil {
+		fleet = r.bal
+	}
+	gate, err := degrade.NewGate(fleet, gateConfig(&cfg), degrade.WithLogger(r.log))
+	if err != nil {
+		return nil, err
+	}
+	r.gate = gate
 	r.install(&cfg)
 	return r, nil
 }
@@ -116,10 +125,8 @@ func (r *Router) install(cfg *Config) {
 	for _, rt := range t.routes {
 		rt.meters = r.meters.model(rt.Model)
 	}
-	r.bindRoutes(cfg, t)
 	r.cfg.Store(cfg)
 	r.routes.Store(t)
-	r.deg.ctl.SetRoutes(routeNames(t))
 }
 
 // Reload validates cfg and, if it is good, serves it from the next request
@@ -132,6 +139,9 @@ func (r *Router) Reload(cfg Config) error {
 		if err := r.bal.SetRoutes(balancerRoutes(cfg.Routes)); err != nil {
 			return err
 		}
+	}
+	if err := r.gate.Reload(gateConfig(&cfg)); err != nil {
+		return err // Validate has checked it: not reached
 	}
 	r.install(&cfg)
 	return nil
@@ -148,7 +158,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.bal != nil {
 		wg.Go(func() { _ = r.bal.Run(ctx) })
 	}
-	wg.Go(func() { _ = r.deg.ctl.Run(ctx) })
+	wg.Go(func() { _ = r.gate.Run(ctx) })
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	r.rates.sample(r.meters, r.now())
@@ -215,14 +225,6 @@ func (r *Router) writeMetrics(w io.Writer) {
 	for _, rt := range r.routes.Load().routes {
 		metrics.WriteGaugeUint64(w, `modelgate_degrade_tier{model="`+rt.Model+`"}`, uint64(r.Tier(rt.Model)))
 	}
-}
-
-func routeNames(t *table) []string {
-	out := make([]string, len(t.routes))
-	for i, rt := range t.routes {
-		out[i] = rt.Model
-	}
-	return out
 }
 
 // ErrorHandler answers the errors fasthttp.Server meets before Handler runs,

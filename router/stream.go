@@ -74,14 +74,14 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 			writeStreamError(w, err)
 			return res
 		}
-		if x.cacheable {
+		storable := x.ticket.Storable()
+		if storable {
 			x.capture = append(x.capture, raw...)
 		}
 		if sse.IsDone(data) {
-			if x.status == 200 {
-				r.store(x, x.capture, "text/event-stream", true)
+			if storable && x.status == 200 {
+				x.reply, x.replyType = x.capture, "text/event-stream" // stored when the exchange is settled
 			}
-			x.capture = nil
 			_, _ = w.Write(raw)
 			if err := w.Flush(); err != nil {
 				res.Err = clientGone(err)

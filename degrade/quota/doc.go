@@ -8,15 +8,6 @@
 // (Reservation.Commit), so quotas hold for streams whose length is known
 // only at their end.
 //
-// # Use from a router
-//
-// After authentication and before the degrade tier: Reserve with the
-// consumer's Limits and estTokens = estimated prompt tokens + max_tokens (or
-// the route's default). On ErrExceeded answer 429 with Retry-After =
-// ceil(retryAfter) seconds. When the reply is accounted, Commit(prompt +
-// completion tokens), or Commit(0) for a reply from the cache; if the
-// request was turned away after Reserve (shed, queue timeout) Cancel.
-//
 // With tokens per minute 1,000, an estimate of 310 (10 prompt + 300
 // max_tokens) and replies of 300 tokens, three requests leave about 100
 // tokens and the fourth in the minute is refused with Retry-After of about
