@@ -155,7 +155,8 @@ func (r *Router) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e replycache
 }
 
 // serveDegrade handles /admin/degrade: GET lists every route's tier and
-// signals; POST ?route=R&tier=N&ttl=60s pins a tier, tier=auto unpins.
+// signals; POST ?route=R&tier=N&ttl=60s pins a tier for ttl (required,
+// at most 24h), tier=auto unpins.
 func (r *Router) serveDegrade(ctx *fasthttp.RequestCtx) {
 	if ctx.IsGet() {
 		writeJSON(ctx, r.gate.Statuses())
@@ -182,12 +183,10 @@ func (r *Router) serveDegrade(ctx *fasthttp.RequestCtx) {
 		ctx.Error(err.Error(), fasthttp.StatusBadRequest)
 		return
 	}
-	ttl := time.Duration(0)
-	if v := args.Peek("ttl"); len(v) > 0 {
-		if ttl, err = time.ParseDuration(string(v)); err != nil {
-			ctx.Error("ttl: "+err.Error(), fasthttp.StatusBadRequest)
-			return
-		}
+	ttl, err := time.ParseDuration(string(args.Peek("ttl")))
+	if err != nil || ttl <= 0 || ttl > maxPinTTL {
+		ctx.Error("ttl: want a duration above 0 and at most 24h, such as 60s", fasthttp.StatusBadRequest)
+		return
 	}
 	if err := r.gate.Pin(route, tier, ttl); err != nil {
 		ctx.Error(err.Error(), fasthttp.StatusBadRequest)

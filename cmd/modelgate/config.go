@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,7 +25,7 @@ import (
 // for every field with its default.
 type Config struct {
 	Listen    string          `yaml:"listen"`    // API listener; default ":8080"
-	Admin     string          `yaml:"admin"`     // admin listener; default "127.0.0.1:9090"
+	Admin     AdminConfig     `yaml:"admin"`     // the admin listener and its token
 	LogLevel  string          `yaml:"log_level"` // debug|info|warn|error; default info
 	Discovery DiscoveryConfig `yaml:"discovery"`
 	// ConfigSource, when set, is where the routing part of the config
@@ -37,6 +38,75 @@ type Config struct {
 	// shutdown, before draining.
 	Register *RegisterConfig `yaml:"register"`
 	Router   router.Config   `yaml:",inline"`
+}
+
+// AdminConfig is the admin listener. In YAML it is a mapping, or just the
+// listen address as a string.
+type AdminConfig struct {
+	// Listen is the admin listener's address. Default "127.0.0.1:9090".
+	Listen string `yaml:"listen"`
+	// TokenSHA256 is the hex SHA-256 of the admin token; every admin path
+	// but /healthz and /readyz then needs Authorization: Bearer <token>.
+	TokenSHA256 string `yaml:"token_sha256"`
+	// TokenEnv names an environment variable holding the token itself, an
+	// alternative to TokenSHA256.
+	TokenEnv string `yaml:"token_env"`
+
+	hash []byte
+}
+
+// UnmarshalYAML accepts the listen address alone ("127.0.0.1:9090") or a
+// mapping.
+func (a *AdminConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&a.Listen)
+	}
+	type plain AdminConfig
+	return n.Decode((*plain)(a))
+}
+
+// normalize checks the token settings.
+func (a *AdminConfig) normalize() []error {
+	var errs []error
+	switch {
+	case a.TokenSHA256 != "" && a.TokenEnv != "":
+		errs = append(errs, errors.New("admin: set token_sha256 or token_env, not both"))
+	case a.TokenSHA256 != "":
+		h, err := hex.DecodeString(a.TokenSHA256)
+		if err != nil || len(h) != sha256.Size {
+			errs = append(errs, errors.New("admin.token_sha256: want 64 hex digits"))
+		}
+		a.hash = h
+	case a.TokenEnv != "":
+		v := os.Getenv(a.TokenEnv)
+		if v == "" {
+			errs = append(errs, fmt.Errorf("admin.token_env: environment variable %s is not set", a.TokenEnv))
+		}
+		sum := sha256.Sum256([]byte(v))
+		a.hash = sum[:]
+	}
+	return errs
+}
+
+// exposed refuses an admin listener off loopback without a token.
+func (a *AdminConfig) exposed() error {
+	if a.hash == nil && !loopback(a.Listen) {
+		return fmt.Errorf("refusing to start: the admin listener %s is not on loopback and has no token; set admin.token_sha256 or admin.token_env, or listen on 127.0.0.1", a.Listen)
+	}
+	return nil
+}
+
+// loopback reports whether a listen address binds loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // RegisterConfig is how the daemon registers itself in Nacos.
@@ -171,13 +241,14 @@ func (c *Config) normalize() error {
 	if c.Listen == "" {
 		c.Listen = ":8080"
 	}
-	if c.Admin == "" {
-		c.Admin = "127.0.0.1:9090"
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9090"
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
 	var errs []error
+	errs = append(errs, c.Admin.normalize()...)
 	d := &c.Discovery
 	switch {
 	case d.Nacos != nil && d.Static != "":

@@ -46,7 +46,7 @@ func runDemo(ctx context.Context, listen, admin string, out io.Writer) error {
 		return err
 	}
 	cfg := &Config{
-		Listen: listen, Admin: admin,
+		Listen: listen, Admin: AdminConfig{Listen: admin},
 		Router: router.Config{Routes: []router.Route{
 			{Model: "demo", Aliases: []string{"gpt-4o-mini"}, Service: "demo", Retries: 1},
 		}},

@@ -32,7 +32,7 @@ type testDaemon struct {
 // until the test ends.
 func startDaemon(t *testing.T, cfg *Config) *testDaemon {
 	t.Helper()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	if cfg.Discovery.Nacos != nil && cfg.Discovery.Nacos.CacheDir == "" {
 		cfg.Discovery.Nacos.CacheDir = t.TempDir()
 	}

@@ -83,6 +83,6 @@ func override(cfg *Config, listen, admin string) {
 		cfg.Listen = listen
 	}
 	if admin != "" {
-		cfg.Admin = admin
+		cfg.Admin.Listen = admin
 	}
 }

@@ -119,7 +119,7 @@ func (d *daemon) reloadFile() error {
 		d.rejected(d.path, err)
 		return err
 	}
-	if cfg.Listen != d.cfg.Listen || cfg.Admin != d.cfg.Admin || !reflect.DeepEqual(cfg.Discovery, d.cfg.Discovery) {
+	if cfg.Listen != d.cfg.Listen || cfg.Admin.Listen != d.cfg.Admin.Listen || !reflect.DeepEqual(cfg.Discovery, d.cfg.Discovery) {
 		d.log.Warn().Msg("listen, admin or discovery changed in the config file: they take effect at the next restart")
 	}
 	return d.applyRouting(cfg.Router, data, d.path)

@@ -30,7 +30,7 @@ func startFromFile(t *testing.T, path string) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	d, stop := runDaemon(t, cfg, path, raw)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
@@ -191,7 +191,7 @@ func TestSelfRegistration(t *testing.T) {
 	group := uniqueGroup("E2ESELF")
 	cfg := nacosConfig(addr, group, "qwen", "keep")
 	cfg.Register = &RegisterConfig{Group: group, IP: "127.0.0.1"}
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Discovery.Nacos.CacheDir = t.TempDir()
 	if err := cfg.normalize(); err != nil {
 		t.Fatal(err)

@@ -53,6 +53,9 @@ type daemon struct {
 // for /admin/config; path is "" for a config built in code). src, when not
 // nil, replaces the source named in cfg (the demo's embedded pool).
 func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log zerolog.Logger) (*daemon, error) {
+	if err := cfg.Admin.exposed(); err != nil {
+		return nil, err
+	}
 	d := &daemon{cfg: cfg, path: path, fileCheck: 2 * time.Second, log: log, metrics: metrics.NewSet()}
 	d.cfgState = newConfigState(d.metrics, raw, path)
 	d.pool = discovery.NewPool(discovery.WithLogger(log))
@@ -87,8 +90,8 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		CloseOnShutdown:       true,
 	}
 	d.admin = &fasthttp.Server{
-		Handler: rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
-			func(w io.Writer) { metrics.WriteProcessMetrics(w) }),
+		Handler: router.GuardAdmin(cfg.Admin.hash, rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
+			func(w io.Writer) { metrics.WriteProcessMetrics(w) })),
 		ErrorHandler: router.ErrorHandler, Logger: router.ServerLogger(log),
 		Name: "modelgate-admin", NoDefaultServerHeader: true, CloseOnShutdown: true,
 	}
@@ -96,7 +99,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		d.close()
 		return nil, fmt.Errorf("api listener: %w", err)
 	}
-	if d.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+	if d.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		d.close()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
