@@ -18,7 +18,7 @@ export BENCH_SECONDS
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
-.PHONY: all test check unit fuzz demo build bench bench-micro chaos wrk nacos-up nacos-down clean python-env chromium prometheus
+.PHONY: all test check unit fuzz demo build bench bench-micro chaos wrk nacos-up nacos-down clean python-env chromium prometheus engines
 
 all: build
 
@@ -43,7 +43,7 @@ check:
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
 # in a second pass.
-unit: python-env chromium prometheus wrk
+unit: python-env chromium prometheus wrk engines
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
 
@@ -76,6 +76,11 @@ wrk:
 # cmd/modelgate's TestPythonSDKAgainstRealNacos drives modelgate with.
 python-env:
 	@scripts/python-env.sh >/dev/null
+
+# Real servers for the integration tests (internal/enginetest), cached per
+# machine under ~/.cache/modelgate: LiteLLM's proxy in a venv.
+engines:
+	@scripts/litellm-env.sh >/dev/null
 
 # Debian's headless Chromium, for the status page's browser test.
 chromium:

@@ -108,11 +108,19 @@ func (b *Balancer) build(snap *discovery.Snapshot) *state {
 // compile builds the route rt over the usable instances of service key.
 func (b *Balancer) compile(name, key string, usable []node, index tagIndex, rt Route, panics *atomic.Uint64) *route {
 	r := &route{name: name, index: index, panics: panics}
-	tagged := index.filter(usable, rt.Tags)
-	switch {
-	case len(usable) == 0:
+	if len(usable) == 0 {
 		r.err = fmt.Errorf("%w: %s: service %s has no usable instance", ErrNoInstance, name, key)
 		return r
+	}
+	if len(rt.Models) > 0 {
+		if usable = keep(usable, func(n *node) bool { return n.in.ServesAny(rt.Models) }); len(usable) == 0 {
+			r.err = fmt.Errorf("%w: %s: no usable instance of %s serves model %s", ErrNoInstance, name, key,
+				strings.Join(rt.Models, " or "))
+			return r
+		}
+	}
+	tagged := index.filter(usable, rt.Tags)
+	switch {
 	case len(tagged) == 0:
 		r.err = fmt.Errorf("%w: %s: no usable instance of %s has tags %s", ErrNoInstance, name, key, formatTags(rt.Tags))
 		return r

@@ -21,6 +21,12 @@ type Route struct {
 	// Service is the pool key "GROUP@@service", or a service name in
 	// discovery.DefaultGroup; required.
 	Service string
+	// Models are the names the route goes by (its model, aliases, upstream
+	// model). An instance whose metadata lists the models it serves is
+	// picked only if one of them is here (discovery.Instance.ServesAny);
+	// instances that list none serve any route of their service. Nil means
+	// no check.
+	Models []string
 	// Tags are required: only instances carrying all of them are picked.
 	// Nil means any instance.
 	Tags map[string]string

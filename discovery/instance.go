@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultGroup is the Nacos group modelgate watches when none is configured.
@@ -21,6 +22,7 @@ const (
 	MetaMaxConcurrency = "max_concurrency"
 	MetaDrain          = "drain"
 	MetaCredRef        = "cred_ref"
+	MetaIdleTimeout    = "idle_timeout"
 )
 
 // Instance is one model server. Sources fill the raw fields (Service through
@@ -46,6 +48,11 @@ type Instance struct {
 	MaxConcurrency int               // in-flight cap; 0 means none
 	Drain          bool              // no new picks; in-flight requests finish
 	CredRef        string            // name of an upstream credential, never the secret
+	IdleTimeout    time.Duration     // how long an idle connection to it is kept; 0: the router's default
+
+	// ModelListed is true when metadata names the models served: the
+	// instance then serves only those (see ServesAny).
+	ModelListed bool
 
 	id   string
 	addr string
@@ -81,8 +88,8 @@ func (in *Instance) Parse() []error {
 	}
 	in.addr = net.JoinHostPort(in.Host, strconv.Itoa(in.Port))
 	in.id = ServiceKey(in.Group, in.Service) + "#" + in.addr
-	in.Models = []string{in.Service}
-	in.Version, in.CredRef = "", ""
+	in.Models, in.ModelListed = []string{in.Service}, false
+	in.Version, in.CredRef, in.IdleTimeout = "", "", 0
 	in.BasePath, in.Scheme = "/v1", "http"
 	in.MaxConcurrency, in.Drain = 0, false
 	in.Tags = make(map[string]string, len(in.Metadata))
@@ -93,7 +100,7 @@ func (in *Instance) Parse() []error {
 		switch k {
 		case MetaModel:
 			if names := splitList(v); len(names) > 0 {
-				in.Models = names
+				in.Models, in.ModelListed = names, true
 			}
 		case MetaVersion:
 			in.Version = v
@@ -125,6 +132,13 @@ func (in *Instance) Parse() []error {
 			in.Drain = b
 		case MetaCredRef:
 			in.CredRef = v
+		case MetaIdleTimeout:
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				bad(k, v, "want a duration > 0 such as 3s")
+				continue
+			}
+			in.IdleTimeout = d
 		default:
 			in.Tags[k] = v
 		}
@@ -172,6 +186,21 @@ func (in *Instance) HasTags(want map[string]string) bool {
 
 // Serves reports whether the instance serves the named model.
 func (in *Instance) Serves(model string) bool { return slices.Contains(in.Models, model) }
+
+// ServesAny reports whether the instance may serve a route known by names
+// (its model, aliases and upstream model): always when its metadata names
+// no model, else when one of the models it names is among names.
+func (in *Instance) ServesAny(names []string) bool {
+	if !in.ModelListed || len(names) == 0 {
+		return true
+	}
+	for _, m := range in.Models {
+		if slices.Contains(names, m) {
+			return true
+		}
+	}
+	return false
+}
 
 // equal reports whether two parsed instances are the same in every field a
 // reader can see.

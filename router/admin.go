@@ -72,6 +72,7 @@ type InstanceView struct {
 	Breaker  string            `json:"breaker,omitempty"`
 	InFlight int64             `json:"in_flight"`
 	EWMAms   float64           `json:"latency_ewma_ms"`
+	Failures uint64            `json:"failures"` // attempts counted against its breaker since it joined
 }
 
 // ServiceView is one service in GET /admin/pool.
@@ -96,6 +97,7 @@ type InstanceStats struct {
 	Breaker  string
 	InFlight int64
 	EWMA     time.Duration
+	Failures uint64
 }
 
 func (r *Router) poolView() PoolView {
@@ -109,7 +111,7 @@ func (r *Router) poolView() PoolView {
 	stats := map[string]InstanceStats{}
 	if r.bal != nil {
 		for _, st := range r.bal.Instances() {
-			stats[st.ID] = InstanceStats{Breaker: st.Breaker, InFlight: st.InFlight, EWMA: st.EWMA}
+			stats[st.ID] = InstanceStats{Breaker: st.Breaker, InFlight: st.InFlight, EWMA: st.EWMA, Failures: st.Failures}
 		}
 	}
 	for _, svc := range snap.Services() {
@@ -120,7 +122,7 @@ func (r *Router) poolView() PoolView {
 				ID: in.ID(), Addr: in.Addr(), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
 				Usable: in.Usable(), Version: in.Version, Models: in.Models, Tags: in.Tags, Drain: in.Drain,
 				MaxConc: in.MaxConcurrency, Breaker: st.Breaker, InFlight: st.InFlight,
-				EWMAms: float64(st.EWMA.Microseconds()) / 1000,
+				EWMAms: float64(st.EWMA.Microseconds()) / 1000, Failures: st.Failures,
 			})
 		}
 		v.Services = append(v.Services, sv)

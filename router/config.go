@@ -60,6 +60,11 @@ type Route struct {
 	// attempt that fails before anything reached the client is retried.
 	// Default 60s.
 	FirstByteTimeout time.Duration `yaml:"first_byte_timeout"`
+	// IdleTimeout is how long an idle connection to the route's instances
+	// is kept for reuse. Default 3s: below the 5 s after which uvicorn-based
+	// servers (vLLM, SGLang, LiteLLM) close idle connections. An
+	// instance's metadata idle_timeout overrides it.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Retries is how many other instances are tried after a failure before
 	// the first byte reached the client. Default 0.
 	Retries int `yaml:"retries"`
@@ -83,6 +88,16 @@ type RouteCache struct {
 	// Shared lets consumers share cached replies (embeddings of public
 	// text, say). Default false: each consumer's replies are its own.
 	Shared bool `yaml:"shared"`
+}
+
+// names are what the route goes by, for matching the models an instance
+// lists in its metadata: its model, aliases and upstream model.
+func (r *Route) names() []string {
+	out := append([]string{r.Model}, r.Aliases...)
+	if r.UpstreamModel != "" {
+		out = append(out, r.UpstreamModel)
+	}
+	return out
 }
 
 // Config is the router's configuration. Zero values take the defaults.
@@ -178,6 +193,7 @@ const (
 	defaultMaxHeaderSize    = 64 << 10
 	defaultMaxReplySize     = 64 << 20
 	defaultConnectTimeout   = 3 * time.Second
+	defaultIdleTimeout      = 3 * time.Second
 )
 
 // Validate fills documented defaults in one place and checks every field;
@@ -251,6 +267,12 @@ func (c *Config) Validate() error {
 		}
 		if r.QueueTimeout <= 0 {
 			r.QueueTimeout = 10 * time.Second
+		}
+		switch {
+		case r.IdleTimeout < 0:
+			errs = append(errs, fmt.Errorf("%s: must not be negative", field("idle_timeout")))
+		case r.IdleTimeout == 0:
+			r.IdleTimeout = defaultIdleTimeout
 		}
 		if r.MaxConcurrency < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", field("max_concurrency")))

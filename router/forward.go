@@ -172,14 +172,14 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		x.instance = in.Addr()
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
-		r.buildUpstream(ctx, req, in, upBody, x.requestID)
+		r.buildUpstream(ctx, req, in, upBody, x.requestID, x.api != "passthrough")
 		// The request's timeout is fasthttp's deadline for sending it and
 		// reading the reply headers; the body is then held to the
 		// first-byte timeout between reads and to the attempt's timeout.
 		req.SetTimeout(min(rt.FirstByteTimeout, rt.Timeout))
 		resp.StreamBody = true
 		start, wall := r.now(), time.Now()
-		err = r.upstreams.get(in).Do(req, resp)
+		err = r.upstreams.get(in, rt.IdleTimeout).Do(req, resp)
 		fasthttp.ReleaseRequest(req)
 		im := r.meters.instance(in)
 		failed := func(err error, status int) {
@@ -266,8 +266,11 @@ var hopHeaders = []string{
 }
 
 // buildUpstream fills req for instance in. The client's Authorization is
-// never forwarded; the instance's own credential, if it names one, is.
-func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, in *discovery.Instance, body []byte, requestID string) {
+// never forwarded; the instance's own credential, if it names one, is. A
+// model API body was parsed as JSON already, so it goes as JSON whatever
+// content type the client sent (curl -d sends a form type, which FastAPI
+// servers refuse).
+func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, in *discovery.Instance, body []byte, requestID string, jsonBody bool) {
 	ctx.Request.Header.CopyTo(&req.Header)
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
@@ -282,6 +285,9 @@ func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 		if cred, ok := r.cfg.Load().Credentials[in.CredRef]; ok {
 			req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+cred.secret)
 		}
+	}
+	if jsonBody {
+		req.Header.SetContentType("application/json")
 	}
 	req.Header.Set(requestIDHeader, requestID)
 	req.Header.SetHost(in.Addr())

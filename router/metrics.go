@@ -53,11 +53,12 @@ type requestKey struct {
 }
 
 type instanceMeters struct {
-	set      *metrics.Set
-	labels   string
-	mu       sync.Mutex
-	names    []string
-	requests sync.Map // code → *metrics.Counter
+	set       *metrics.Set
+	labels    string
+	mu        sync.Mutex
+	names     []string
+	requests  sync.Map // code → *metrics.Counter
+	reconnect *metrics.Counter
 }
 
 type consumerMeters struct {
@@ -151,6 +152,19 @@ func (im *instanceMeters) request(code int) *metrics.Counter {
 // scrape target; version is the instance's metadata version ("" if none).
 func upstreamLabels(service, addr, version string) string {
 	return fmt.Sprintf("service=%q,upstream=%q,version=%q", service, addr, version)
+}
+
+// reconnects counts requests sent again on a fresh connection because the
+// instance had closed their pooled one (not failures).
+func (im *instanceMeters) reconnects() *metrics.Counter {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.reconnect == nil {
+		name := "modelgate_upstream_reconnects_total{" + im.labels + "}"
+		im.reconnect = im.set.GetOrCreateCounter(name)
+		im.names = append(im.names, name)
+	}
+	return im.reconnect
 }
 
 // prune removes the series of instances no longer in snap.

@@ -90,6 +90,7 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 	for _, o := range opts {
 		o(r)
 	}
+	r.upstreams.onReconnect = func(in *discovery.Instance) { r.meters.instance(in).reconnects().Inc() }
 	if r.picker == nil {
 		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), r.balOpts...)
 		r.picker = r.bal
@@ -111,7 +112,8 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 func balancerRoutes(routes []Route) []balancer.Route {
 	out := make([]balancer.Route, 0, len(routes))
 	for _, rt := range routes {
-		out = append(out, balancer.Route{Name: rt.Model, Service: rt.serviceKey, Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split})
+		out = append(out, balancer.Route{Name: rt.Model, Service: rt.serviceKey, Models: rt.names(),
+			Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split})
 	}
 	return out
 }
@@ -276,8 +278,8 @@ type modelEntry struct {
 }
 
 // serveModels lists every route name, aliases included, whose service has a
-// usable instance. With consumers configured it needs a key and lists only
-// the names that key may use.
+// usable instance that serves the route (metadata.model). With consumers
+// configured it needs a key and lists only the names that key may use.
 func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() {
 		errMethod.write(ctx)
@@ -291,7 +293,7 @@ func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 	snap := r.pool.Snapshot()
 	list := modelList{Object: "list", Data: []modelEntry{}}
 	for _, rt := range r.routes.Load().routes {
-		if !hasUsable(snap.Service(rt.serviceKey)) {
+		if !hasUsable(snap.Service(rt.serviceKey), rt.names()) {
 			continue
 		}
 		for _, name := range append([]string{rt.Model}, rt.Aliases...) {
@@ -306,12 +308,12 @@ func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(body)
 }
 
-func hasUsable(svc *discovery.Service) bool {
+func hasUsable(svc *discovery.Service, names []string) bool {
 	if svc == nil {
 		return false
 	}
 	for _, in := range svc.Instances {
-		if in.Usable() {
+		if in.Usable() && in.ServesAny(names) {
 			return true
 		}
 	}

@@ -2,10 +2,14 @@ package router
 
 import (
 	"crypto/tls"
+	"errors"
+	"io"
 	"maps"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -13,21 +17,29 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 )
 
-// upstreams keeps one fasthttp.HostClient per instance. Lookups are
-// lock-free; a miss creates the client under a lock. prune drops the clients
-// of instances that left the pool.
+// upstreams keeps one fasthttp.HostClient per instance (and idle timeout).
+// Lookups are lock-free; a miss creates the client under a lock. prune drops
+// the clients of instances that left the pool.
 type upstreams struct {
 	mu             sync.Mutex
-	clients        atomic.Pointer[map[string]*fasthttp.HostClient]
+	clients        atomic.Pointer[map[string]*upstreamClient]
 	connectTimeout time.Duration
 	tlsConfig      *tls.Config
 	dialer         func(addr string) (net.Conn, error) // nil: TCP
 	maxConns       int
+	// onReconnect is called when a request is sent again on a fresh
+	// connection because its pooled one was closed by the instance.
+	onReconnect func(in *discovery.Instance)
+}
+
+type upstreamClient struct {
+	*fasthttp.HostClient
+	base string // clientKey of the instance, for prune
 }
 
 func newUpstreams(connectTimeout time.Duration, maxConns int, tlsConfig *tls.Config) *upstreams {
 	u := &upstreams{connectTimeout: connectTimeout, maxConns: maxConns, tlsConfig: tlsConfig}
-	u.clients.Store(&map[string]*fasthttp.HostClient{})
+	u.clients.Store(&map[string]*upstreamClient{})
 	return u
 }
 
@@ -38,17 +50,28 @@ func clientKey(in *discovery.Instance) string {
 	return in.ID()
 }
 
-// get returns the client for in, creating it on first use.
-func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
-	key := clientKey(in)
-	if hc, ok := (*u.clients.Load())[key]; ok {
-		return hc
+// get returns the client for in, creating it on first use. Its idle
+// connections are closed after idle, or after the instance's own
+// idle_timeout when its metadata sets one: before the server closes them
+// (uvicorn, under vLLM, SGLang and LiteLLM, closes idle connections after
+// 5 s), so that a request is not sent on a connection the server is closing.
+func (u *upstreams) get(in *discovery.Instance, idle time.Duration) *fasthttp.HostClient {
+	if in.IdleTimeout > 0 {
+		idle = in.IdleTimeout
+	}
+	if idle <= 0 {
+		idle = defaultIdleTimeout
+	}
+	base := clientKey(in)
+	key := base + "|" + strconv.FormatInt(int64(idle), 10)
+	if uc, ok := (*u.clients.Load())[key]; ok {
+		return uc.HostClient
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	cur := *u.clients.Load()
-	if hc, ok := cur[key]; ok {
-		return hc
+	if uc, ok := cur[key]; ok {
+		return uc.HostClient
 	}
 	hc := &fasthttp.HostClient{
 		Addr:                in.Addr(),
@@ -56,7 +79,7 @@ func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
 		IsTLS:               in.Scheme == "https",
 		TLSConfig:           u.tlsConfig,
 		DialTimeout:         u.dial,
-		MaxIdleConnDuration: 30 * time.Second,
+		MaxIdleConnDuration: idle,
 		// One connection per request in flight, streams included: allow
 		// as many as the instance has in flight (fasthttp's default 512
 		// would fail the 513th concurrent stream at once).
@@ -67,10 +90,35 @@ func (u *upstreams) get(in *discovery.Instance) *fasthttp.HostClient {
 		// No ReadTimeout or WriteTimeout: they would cap whole streams.
 		// Each request carries its own deadline.
 	}
+	// A pooled connection the instance closed anyway (its keep-alive was
+	// shorter, it restarted, a middlebox dropped it) fails the request
+	// before any reply byte. Send it once more on a fresh connection,
+	// within the same attempt: it is not the instance failing, so neither
+	// the breaker nor the route's retries see it. The rest of the pool is
+	// likely as stale, so it is closed first, which also makes the next
+	// connection a new one.
+	hc.RetryIfErr = func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+		if attempts != 1 || !closedBeforeReply(err) {
+			return false, false
+		}
+		hc.CloseIdleConnections()
+		if u.onReconnect != nil {
+			u.onReconnect(in)
+		}
+		return false, true
+	}
 	next := maps.Clone(cur)
-	next[key] = hc
+	next[key] = &upstreamClient{HostClient: hc, base: base}
 	u.clients.Store(&next)
 	return hc
+}
+
+// closedBeforeReply reports whether err says the connection was closed
+// before the first byte of the reply: fasthttp reports any error on the
+// first byte of the reply headers as io.EOF (a reset included); writing the
+// request on a connection the peer closed fails with EPIPE or ECONNRESET.
+func closedBeforeReply(err error) bool {
+	return err == io.EOF || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // dial connects to addr and watches the connection's reads (watchedConn).
@@ -103,12 +151,12 @@ func (u *upstreams) prune(snap *discovery.Snapshot) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	cur := *u.clients.Load()
-	next := make(map[string]*fasthttp.HostClient, len(live))
-	for k, hc := range cur {
-		if live[k] {
-			next[k] = hc
+	next := make(map[string]*upstreamClient, len(live))
+	for k, uc := range cur {
+		if live[uc.base] {
+			next[k] = uc
 		} else {
-			hc.CloseIdleConnections()
+			uc.CloseIdleConnections()
 		}
 	}
 	u.clients.Store(&next)
