@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -379,4 +381,43 @@ func newTable(routes []Route) *table {
 		}
 	}
 	return t
+}
+
+// clone returns a deep copy of c: New and Reload keep one, and Config hands
+// one out, so that no caller's slice or map is shared with the config in
+// force.
+func (c *Config) clone() Config {
+	out := *c
+	out.Routes = make([]Route, len(c.Routes))
+	for i, r := range c.Routes {
+		r.Aliases = slices.Clone(r.Aliases)
+		r.Tags = maps.Clone(r.Tags)
+		r.Prefer = maps.Clone(r.Prefer)
+		r.Split = maps.Clone(r.Split)
+		r.Fallback = slices.Clone(r.Fallback)
+		out.Routes[i] = r
+	}
+	if c.Routes == nil {
+		out.Routes = nil
+	}
+	out.Passthrough = slices.Clone(c.Passthrough)
+	out.Consumers = make([]Consumer, len(c.Consumers))
+	for i, cs := range c.Consumers {
+		cs.Models = slices.Clone(cs.Models)
+		cs.hash = slices.Clone(cs.hash)
+		cs.allowed = maps.Clone(cs.allowed)
+		out.Consumers[i] = cs
+	}
+	if c.Consumers == nil {
+		out.Consumers = nil
+	}
+	out.Credentials = maps.Clone(c.Credentials)
+	if c.InjectUsage != nil {
+		v := *c.InjectUsage
+		out.InjectUsage = &v
+	}
+	out.Degrade.Routes = slices.Clone(c.Degrade.Routes)
+	out.Degrade.Cache.Always = slices.Clone(c.Degrade.Cache.Always)
+	out.Degrade.Cache.Deterministic = slices.Clone(c.Degrade.Cache.Deterministic)
+	return out
 }

@@ -82,6 +82,7 @@ func WithDialer(dial func(addr string) (net.Conn, error)) Option {
 // New returns a Router over pool. It picks instances with a
 // balancer.Balancer over its routes unless WithPicker says otherwise.
 func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
+	cfg = cfg.clone() // the caller's slices and maps stay the caller's
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -134,6 +135,7 @@ func (r *Router) install(cfg *Config) {
 // Reload validates cfg and, if it is good, serves it from the next request
 // on. A bad cfg changes nothing and is returned as an error.
 func (r *Router) Reload(cfg Config) error {
+	cfg = cfg.clone() // a failed reload must leave nothing of cfg behind
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -149,8 +151,9 @@ func (r *Router) Reload(cfg Config) error {
 	return nil
 }
 
-// Config returns the configuration in force, defaults filled.
-func (r *Router) Config() Config { return *r.cfg.Load() }
+// Config returns a copy of the configuration in force, defaults filled;
+// changing it changes nothing until it is passed to Reload.
+func (r *Router) Config() Config { return r.cfg.Load().clone() }
 
 // Run drops the connections and series of instances that leave the pool,
 // and samples token rates for the status page, until ctx is done.
