@@ -20,6 +20,11 @@ type InstanceStat struct {
 	EWMA     time.Duration // moving average of time to first token (or latency); 0 before any result
 	Picks    uint64        // picks since the instance joined the pool
 	Failures uint64        // results counted as failures since then
+	// Engine is the load the instance's engine last reported
+	// (SetEngineLoad) and EngineFresh whether it still counts; when not,
+	// policies use InFlight.
+	Engine      EngineLoad
+	EngineFresh bool
 }
 
 // Instances returns every instance of the pool the balancer last built
@@ -28,6 +33,7 @@ type InstanceStat struct {
 func (b *Balancer) Instances() []InstanceStat {
 	st := b.state.Load()
 	out := make([]InstanceStat, len(st.instances))
+	now := b.env.clock()
 	for i, ref := range st.instances {
 		in, s := ref.in, ref.st
 		inflight := s.inflight.Load()
@@ -37,6 +43,7 @@ func (b *Balancer) Instances() []InstanceStat {
 			InFlight: inflight, EWMA: time.Duration(s.ewma.Load()),
 			Picks: s.finished.Load() + uint64(max(inflight, 0)), Failures: s.failures.Load(),
 		}
+		out[i].Engine, out[i].EngineFresh = s.engine(b.env, now)
 	}
 	return out
 }

@@ -73,6 +73,25 @@ type InstanceView struct {
 	InFlight int64             `json:"in_flight"`
 	EWMAms   float64           `json:"latency_ewma_ms"`
 	Failures uint64            `json:"failures"` // attempts counted against its breaker since it joined
+	// Engine is what the instance's own metrics endpoint last said, for
+	// instances with metadata engine=…; nil for the others.
+	Engine *EngineView `json:"engine,omitempty"`
+}
+
+// EngineView is an instance's engine state in GET /admin/pool.
+type EngineView struct {
+	Engine string `json:"engine"` // vllm, sglang, llamacpp
+	// Fresh is true while the last scrape succeeded: the balancer then
+	// counts the engine's queue; otherwise its in-flight count.
+	Fresh   bool    `json:"fresh"`
+	Waiting float64 `json:"waiting"` // queued in the engine (last good scrape)
+	Running float64 `json:"running"`
+	// KVUsage and CacheHitRatio are -1 when the engine does not export
+	// them; the ratio is the engine's own, since it started.
+	KVUsage       float64           `json:"kv_cache_usage"`
+	CacheHitRatio float64           `json:"cache_hit_ratio"`
+	LastError     string            `json:"last_error,omitempty"`
+	Scrapes       map[string]uint64 `json:"scrapes"` // by result: ok, down, timeout, status, garbage
 }
 
 // ServiceView is one service in GET /admin/pool.
@@ -114,6 +133,13 @@ func (r *Router) poolView() PoolView {
 			stats[st.ID] = InstanceStats{Breaker: st.Breaker, InFlight: st.InFlight, EWMA: st.EWMA, Failures: st.Failures}
 		}
 	}
+	engines := map[string]*EngineView{}
+	if r.scraper != nil {
+		for _, st := range r.scraper.Stats() {
+			engines[st.ID] = &EngineView{Engine: st.Engine, Fresh: st.Fresh, Waiting: st.Waiting, Running: st.Running,
+				KVUsage: st.KVUsage, CacheHitRatio: st.CacheHitRatio, LastError: st.LastError, Scrapes: st.Scrapes}
+		}
+	}
 	for _, svc := range snap.Services() {
 		sv := ServiceView{Service: svc.Key, Updated: svc.Updated, Instances: []InstanceView{}}
 		for _, in := range svc.Instances {
@@ -122,7 +148,7 @@ func (r *Router) poolView() PoolView {
 				ID: in.ID(), Addr: in.Addr(), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
 				Usable: in.Usable(), Version: in.Version, Models: in.Models, Tags: in.Tags, Drain: in.Drain,
 				MaxConc: in.MaxConcurrency, Breaker: st.Breaker, InFlight: st.InFlight,
-				EWMAms: float64(st.EWMA.Microseconds()) / 1000, Failures: st.Failures,
+				EWMAms: float64(st.EWMA.Microseconds()) / 1000, Failures: st.Failures, Engine: engines[in.ID()],
 			})
 		}
 		v.Services = append(v.Services, sv)

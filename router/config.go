@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/balancer/engine"
+	"github.com/modelgate/modelgate/balancer/p2c"
+	"github.com/modelgate/modelgate/balancer/random"
+	"github.com/modelgate/modelgate/balancer/wrr"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/reqjson"
@@ -36,6 +40,16 @@ type Route struct {
 	// "version") by weight, e.g. {v1: 90, v2: 10}, however many instances
 	// each has. Empty: every version, by Nacos weight.
 	Split map[string]int `yaml:"split"`
+	// Policy chooses among the route's candidates once tags, the split and
+	// breakers have narrowed them: "p2c" (power of two choices, the
+	// default), "wrr", "random", or "engine" — prefix-cache affinity,
+	// engine queue and latency, weighed by Scorers (package
+	// balancer/engine).
+	Policy string `yaml:"policy"`
+	// Scorers are the engine policy's weights and bounded load; zero
+	// weights all together mean prefix 3, queue 2, latency 1, and a zero
+	// load_factor 1.5. Only with policy engine.
+	Scorers Scorers `yaml:"scorers"`
 	// StickyHeader names a request header (a user id, say) whose value
 	// keeps a client on one version of the split.
 	StickyHeader string `yaml:"sticky_header"`
@@ -102,9 +116,52 @@ func (r *Route) names() []string {
 	return out
 }
 
+// Scorers weigh the engine policy's scorers for one route; see
+// balancer.EngineSettings.
+type Scorers struct {
+	Prefix     float64 `yaml:"prefix"`      // prefix-cache affinity
+	Queue      float64 `yaml:"queue"`       // engine queue, else in-flight
+	Latency    float64 `yaml:"latency"`     // moving average of time to first token
+	LoadFactor float64 `yaml:"load_factor"` // bounded load: at most this × the mean; ≥ 1
+}
+
+func (s Scorers) settings() balancer.EngineSettings {
+	return balancer.EngineSettings{Prefix: s.Prefix, Queue: s.Queue, Latency: s.Latency, LoadFactor: s.LoadFactor}
+}
+
+// policy returns the balancer policy the route names; nil for the
+// balancer's default.
+func (r *Route) policy() balancer.Policy {
+	switch r.Policy {
+	case p2c.Name:
+		return p2c.New()
+	case wrr.Name:
+		return wrr.New()
+	case random.Name:
+		return random.New()
+	case engine.Name:
+		return engine.New(r.Scorers.settings())
+	}
+	return nil
+}
+
+// EngineMetricsConfig is how instances' own metrics endpoints are scraped
+// (instances with metadata engine=vllm|sglang|llamacpp); read once at New.
+type EngineMetricsConfig struct {
+	Interval    time.Duration `yaml:"interval"`    // default 500ms
+	Timeout     time.Duration `yaml:"timeout"`     // per scrape; default 1s
+	Concurrency int           `yaml:"concurrency"` // scrapes at once; default 8
+	// Stale is how long a scraped load counts without a newer one; then
+	// in-flight counts are used. Default 3s.
+	Stale time.Duration `yaml:"stale"`
+}
+
 // Config is the router's configuration. Zero values take the defaults.
 type Config struct {
 	Routes []Route `yaml:"routes"`
+	// EngineMetrics configures the scraper of engines' metrics endpoints
+	// that feeds the engine policy.
+	EngineMetrics EngineMetricsConfig `yaml:"engine_metrics"`
 	// DefaultGroup is the group of a route's service given without one.
 	// Default discovery.DefaultGroup.
 	DefaultGroup string `yaml:"-"`
@@ -225,6 +282,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.validateConsumers()...)
 	errs = append(errs, c.loadCredentials()...)
+	if em := c.EngineMetrics; em.Interval < 0 || em.Timeout < 0 || em.Stale < 0 || em.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("engine_metrics: interval, timeout, stale and concurrency must not be negative"))
+	}
 	if c.AccessLog.Sample == 0 {
 		c.AccessLog.Sample = 1
 	}
@@ -281,6 +341,18 @@ func (c *Config) Validate() error {
 		}
 		if err := (balancer.Route{Name: r.Model, Service: r.serviceKey, Split: r.Split}).Validate(); err != nil && len(r.Split) > 0 {
 			errs = append(errs, fmt.Errorf("%s: %w", field("split"), err))
+		}
+		switch r.Policy {
+		case "", p2c.Name, wrr.Name, random.Name:
+			if r.Scorers != (Scorers{}) {
+				errs = append(errs, fmt.Errorf("%s: only with policy %s", field("scorers"), engine.Name))
+			}
+		case engine.Name:
+			if err := r.Scorers.settings().Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", field("scorers"), err))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("%s: %q, want p2c, wrr, random or engine", field("policy"), r.Policy))
 		}
 		if r.Retries < 0 || r.Retries > 10 {
 			errs = append(errs, fmt.Errorf("%s: %d, want 0 to 10", field("retries"), r.Retries))

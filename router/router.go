@@ -19,6 +19,7 @@ import (
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/scrape"
 )
 
 // Router serves the OpenAI API over a pool of instances. Create it with New,
@@ -29,6 +30,7 @@ type Router struct {
 	pool      *discovery.Pool
 	picker    balancer.Picker
 	bal       *balancer.Balancer // the default picker; nil with WithPicker
+	scraper   *scrape.Scraper    // engine metrics into bal; nil with WithPicker
 	balOpts   []balancer.Option
 	log       zerolog.Logger
 	now       func() time.Time
@@ -93,8 +95,11 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 	}
 	r.upstreams.onReconnect = func(in *discovery.Instance) { r.meters.instance(in).reconnects().Inc() }
 	if r.picker == nil {
-		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), r.balOpts...)
+		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), append([]balancer.Option{
+			balancer.WithEngineStale(cfg.EngineMetrics.Stale)}, r.balOpts...)...)
 		r.picker = r.bal
+		r.scraper = scrape.New(pool, r.bal, scrape.Settings{Interval: cfg.EngineMetrics.Interval,
+			Timeout: cfg.EngineMetrics.Timeout, Concurrency: cfg.EngineMetrics.Concurrency}, scrape.WithLogger(r.log))
 	}
 	var fleet degrade.Fleet = pool
 	if r.bal != nil {
@@ -114,7 +119,7 @@ func balancerRoutes(routes []Route) []balancer.Route {
 	out := make([]balancer.Route, 0, len(routes))
 	for _, rt := range routes {
 		out = append(out, balancer.Route{Name: rt.Model, Service: rt.serviceKey, Models: rt.names(),
-			Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split})
+			Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split, Policy: rt.policy()})
 	}
 	return out
 }
@@ -162,6 +167,7 @@ func (r *Router) Run(ctx context.Context) error {
 	defer wg.Wait()
 	if r.bal != nil {
 		wg.Go(func() { _ = r.bal.Run(ctx) })
+		wg.Go(func() { _ = r.scraper.Run(ctx) })
 	}
 	wg.Go(func() { _ = r.gate.Run(ctx) })
 	tick := time.NewTicker(5 * time.Second)
@@ -226,6 +232,7 @@ func (r *Router) writeMetrics(w io.Writer) {
 	writeStale(w, r.pool.Stale())
 	if r.bal != nil {
 		writeBalancer(w, r.bal, r.routes.Load())
+		r.scraper.WritePrometheus(w)
 	}
 	for _, rt := range r.routes.Load().routes {
 		metrics.WriteGaugeUint64(w, `modelgate_degrade_tier{model="`+rt.Model+`"}`, uint64(r.Tier(rt.Model)))

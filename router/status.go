@@ -15,6 +15,7 @@ var statusHTML string
 
 var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 	"ms":   func(f float64) string { return formatFloat(f, 1) },
+	"pct":  func(f float64) string { return formatFloat(100*f, 1) + " %" },
 	"rate": func(f float64) string { return formatFloat(f, 1) },
 }).Parse(statusHTML))
 

@@ -44,6 +44,11 @@ type Config struct {
 	FailRate float64
 	// FailStatus is the HTTP status of injected failures. Zero means 500.
 	FailStatus int
+	// Engine, when set, gives the mock an engine's economics: slots with a
+	// waiting queue, prefill per uncached prompt token, decode per output
+	// token, a prefix cache, vLLM-format /metrics. Nil means none: replies
+	// cost Latency alone. Slots and CacheTokens are read once, at New.
+	Engine *EngineConfig
 	// Seed seeds the random source behind fail decisions and jitter, so runs
 	// repeat; zero is a valid seed. Changing it with Set reseeds the source.
 	Seed int64

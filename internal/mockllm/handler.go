@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,6 +23,7 @@ const (
 	epModels
 	epHealth
 	epEcho
+	epMetrics
 )
 
 // route maps a request path to its endpoint.
@@ -36,6 +39,8 @@ func route(path []byte) endpoint {
 		return epModels
 	case "/health":
 		return epHealth
+	case "/metrics":
+		return epMetrics
 	}
 	if len(path) > len("/v1/") && string(path[:len("/v1/")]) == "/v1/" {
 		return epEcho
@@ -61,7 +66,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if ep.isModel() {
 		id = s.requests.Add(1)
 	}
-	if ep != epModels && ep != epHealth {
+	if ep != epModels && ep != epHealth && ep != epMetrics {
 		s.recordRequest(ctx.PostBody())
 	}
 
@@ -97,6 +102,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok")
 	case epEcho:
 		s.serveEcho(ctx, mode)
+	case epMetrics:
+		s.serveMetrics(ctx)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "unknown path "+string(ctx.Path()))
 	}
@@ -131,12 +138,30 @@ func (s *Server) serveModel(ctx *fasthttp.RequestCtx, st *state, ep endpoint, id
 		req.Model = cfg.Name
 	}
 	g := newGeneration(st, ep == epChat, id, &req)
-	delay := cfg.Latency + jitter
+	delay, gap, release := cfg.Latency+jitter, cfg.ChunkGap, func() {}
+	if e := cfg.Engine; e != nil {
+		if !s.engine.acquire(s.closing) {
+			ctx.SetConnectionClose()
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "mock server closed")
+			return
+		}
+		var once sync.Once
+		release = func() { once.Do(s.engine.release) }
+		delay += time.Duration(s.engine.prefill(promptOf(ctx.PostBody()))) * e.PrefillPerToken
+		decode := time.Duration(g.words) * e.DecodePerToken
+		if req.Stream {
+			gap += decode / time.Duration(cfg.StreamChunks)
+		} else {
+			delay += decode
+		}
+	}
 	if req.Stream {
-		s.startStream(ctx, st, g, delay, mode)
+		s.startStream(ctx, st, g, delay, gap, mode, release)
 		return
 	}
-	if !s.await(delay) {
+	ok := s.await(delay)
+	release()
+	if !ok {
 		ctx.SetConnectionClose()
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "mock server closed")
 		return

@@ -33,6 +33,7 @@ type Server struct {
 	modeShift chan struct{} // closed and replaced on every mode change
 
 	requests atomic.Int64
+	engine   *engine
 
 	lastMu   sync.Mutex
 	last     []byte
@@ -70,6 +71,7 @@ func New(cfg Config) *Server {
 		conns:     make(map[net.Conn]struct{}),
 	}
 	s.state.Store(newState(cfg))
+	s.engine = newEngine(cfg.Engine)
 	s.srv = &fasthttp.Server{
 		Handler: s.handle,
 		Name:    "mockllm",

@@ -31,18 +31,20 @@ type sseStream struct {
 	dropAt int
 	step   int
 
+	release func() // called once by Close
 	prefix  []byte // start of every chunk event, see appendStreamPrefix
 	buf     []byte // the event being sent
 	pending []byte // unread part of buf, for Read
 }
 
 // startStream makes ctx's reply a paced event stream for g.
-func (s *Server) startStream(ctx *fasthttp.RequestCtx, st *state, g generation, delay time.Duration, mode Mode) {
+// release is called once the stream ends.
+func (s *Server) startStream(ctx *fasthttp.RequestCtx, st *state, g generation, delay, gap time.Duration, mode Mode, release func()) {
 	x, ok := s.streams.Get().(*sseStream)
 	if !ok {
 		x = &sseStream{}
 	}
-	x.s, x.g, x.delay, x.gap = s, g, delay, st.cfg.ChunkGap
+	x.s, x.g, x.delay, x.gap, x.release = s, g, delay, gap, release
 	x.chunks, x.dropAt, x.step = st.cfg.StreamChunks, -1, 0
 	if mode == ModeCloseMidStream {
 		x.dropAt = x.chunks / 2
@@ -159,7 +161,8 @@ func (x *sseStream) Close() error {
 	if s == nil {
 		return nil
 	}
-	x.s, x.g, x.pending = nil, generation{}, nil
+	x.release()
+	x.s, x.g, x.pending, x.release = nil, generation{}, nil, nil
 	s.streams.Put(x)
 	return nil
 }

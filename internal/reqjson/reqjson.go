@@ -67,6 +67,10 @@ type Request struct {
 	// model to read: every string under prompt and input, and the strings
 	// of "content" and "text" members under messages.
 	PromptBytes int
+	// PromptSpan locates the raw value of messages (chat) or prompt
+	// (completions), whichever comes last; it is empty (Start = End) when
+	// neither is present. Prefix-affinity scoring hashes its leading bytes.
+	PromptSpan Span
 
 	open                     int // offset of the top-level '{'
 	members                  int // top-level members
@@ -440,6 +444,8 @@ func (s *scanner) topField(key []byte, start, end int) {
 		if k == Number {
 			r.N = parseInt(raw)
 		}
+	case "messages", "prompt":
+		r.PromptSpan = Span{start, end}
 	case "user":
 		r.UserKind = k
 		if k == String {

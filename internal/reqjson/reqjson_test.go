@@ -19,6 +19,25 @@ func TestParse(t *testing.T) {
 					t.Fatalf("%+v", r)
 				}
 			}},
+		{name: "prompt span of messages", body: `{"messages": [{"role":"user","content":"hi"}] ,"model":"m"}`,
+			check: func(t *testing.T, r *Request) {
+				body := `{"messages": [{"role":"user","content":"hi"}] ,"model":"m"}`
+				if got := body[r.PromptSpan.Start:r.PromptSpan.End]; got != `[{"role":"user","content":"hi"}]` {
+					t.Fatalf("prompt span %+v: %q", r.PromptSpan, got)
+				}
+			}},
+		{name: "prompt span of a completion prompt", body: `{"model":"m","prompt":"once upon"}`,
+			check: func(t *testing.T, r *Request) {
+				if r.PromptSpan != (Span{22, 33}) {
+					t.Fatalf("prompt span %+v", r.PromptSpan)
+				}
+			}},
+		{name: "no prompt span", body: `{"model":"m","input":"x"}`,
+			check: func(t *testing.T, r *Request) {
+				if r.PromptSpan.Start != r.PromptSpan.End {
+					t.Fatalf("prompt span %+v", r.PromptSpan)
+				}
+			}},
 		{name: "duplicate model", body: `{"model":"cheap","model":"premium"}`, code: ErrDuplicate, key: "model"},
 		{name: "escaped duplicate", body: `{"model":"cheap","mo\u0064el":"premium"}`, code: ErrDuplicate, key: "model"},
 		{name: "escaped model alone", body: `{"mo\u0064el":"premium"}`, check: func(t *testing.T, r *Request) {

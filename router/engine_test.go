@@ -1,0 +1,151 @@
+package router
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelgate/modelgate/internal/mockllm"
+)
+
+// chatTurn is turn t of conversation c: a distinct ~4 KB document as the
+// system prompt, then the earlier turns, then a new question.
+func chatTurn(model string, c, t int) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `{"model":%q,"max_tokens":8,"messages":[{"role":"system","content":"%s"}`, model,
+		strings.Repeat(fmt.Sprintf("conversation %d document. ", c), 160))
+	for i := range t {
+		fmt.Fprintf(&sb, `,{"role":"user","content":"question %d"},{"role":"assistant","content":"lorem ipsum dolor sit amet consectetur adipiscing elit"}`, i)
+	}
+	fmt.Fprintf(&sb, `,{"role":"user","content":"question %d"}]}`, t)
+	return sb.String()
+}
+
+// converse runs conversations turns deep, four at a time, each turn after
+// the previous one of its conversation, and fails on any error status.
+func (g *gateway) converse(model string, conversations, turns int) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 4 {
+		wg.Go(func() {
+			for c := range next {
+				for t := range turns {
+					if r := g.do("POST", "/v1/chat/completions", chatTurn(model, c, t)); r.StatusCode() != 200 {
+						g.t.Errorf("%s conversation %d turn %d: %d %s", model, c, t, r.StatusCode(), r.Body())
+					}
+				}
+			}
+		})
+	}
+	for c := range conversations {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
+}
+
+func hitRatio(ms []*mockllm.Server) float64 {
+	var hit, all int64
+	for _, m := range ms {
+		st := m.Engine()
+		hit, all = hit+st.CachedTokens, all+st.PromptTokens
+	}
+	return float64(hit) / float64(all)
+}
+
+// Multi-turn conversations through the router: with policy engine the
+// mock engines serve most prompt tokens from their prefix caches, far more
+// than with p2c; the engines' queue and hit ratio, scraped from their
+// vLLM-format metrics, show on /admin/pool and /metrics.
+func TestEnginePolicyKeepsConversationsOnTheirCache(t *testing.T) {
+	g := newGateway(t, Config{
+		Routes: []Route{{Model: "spread", Service: "qwen-a", Policy: "p2c"},
+			{Model: "affine", Service: "qwen-b", Policy: "engine", Scorers: Scorers{Prefix: 3, Queue: 2, Latency: 1}}},
+		EngineMetrics: EngineMetricsConfig{Interval: 20 * time.Millisecond},
+	})
+	eng := mockllm.Config{Engine: &mockllm.EngineConfig{PrefillPerToken: 2 * time.Microsecond, Slots: 2}}
+	meta := map[string]string{"engine": "vllm"}
+	spread := g.mocks("qwen-a", 3, eng, meta)
+	affine := g.mocks("qwen-b", 3, eng, meta)
+	g.converse("spread", 24, 4)
+	g.converse("affine", 24, 4)
+	p2c, engine := hitRatio(spread), hitRatio(affine)
+	t.Logf("prefix-cache hit ratio: p2c %.3f, engine %.3f", p2c, engine)
+	// Every turn after the first can hit: 3 of 4 turns, each mostly prefix.
+	if engine < 0.55 || engine < p2c+0.1 {
+		t.Errorf("hit ratio with policy engine %.3f, with p2c %.3f: want ≥ 0.55 and 0.1 above p2c", engine, p2c)
+	}
+
+	addr := affine[0].Addr()
+	var pool PoolView
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_ = json.Unmarshal(mustJSON(t, g.router.poolView()), &pool)
+		st := affine[0].Engine()
+		want := float64(st.CachedTokens) / float64(st.PromptTokens)
+		if ev := findEngine(pool, addr); ev != nil && ev.Fresh && ev.CacheHitRatio > want-0.001 && ev.CacheHitRatio < want+0.001 {
+			if ev.Engine != "vllm" || ev.Scrapes["ok"] == 0 {
+				t.Errorf("/admin/pool engine view %+v", ev)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/admin/pool never showed %s's own cache-hit ratio %.3f: %+v", addr, want, findEngine(pool, addr))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, name := range []string{
+		`modelgate_engine_metrics_fresh{service="LLM@@qwen-b",upstream="` + addr + `",engine="vllm"}`,
+		`modelgate_engine_requests_waiting{service="LLM@@qwen-b",upstream="` + addr + `",engine="vllm"}`,
+		`modelgate_engine_prefix_cache_hit_ratio{service="LLM@@qwen-b",upstream="` + addr + `",engine="vllm"}`,
+	} {
+		if g.metric(name) < 0 {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func findEngine(p PoolView, addr string) *EngineView {
+	for _, s := range p.Services {
+		for _, in := range s.Instances {
+			if in.Addr == addr {
+				return in.Engine
+			}
+		}
+	}
+	return nil
+}
+
+func TestRoutePolicyValidation(t *testing.T) {
+	for _, tc := range []struct {
+		rt   Route
+		want string
+	}{
+		{Route{Model: "a", Policy: "engine"}, ""},
+		{Route{Model: "a", Policy: "wrr"}, ""},
+		{Route{Model: "a", Policy: "fastest"}, "routes[0].policy"},
+		{Route{Model: "a", Scorers: Scorers{Prefix: 1}}, "routes[0].scorers: only with policy engine"},
+		{Route{Model: "a", Policy: "engine", Scorers: Scorers{Queue: -1}}, "weight queue"},
+		{Route{Model: "a", Policy: "engine", Scorers: Scorers{LoadFactor: 0.9}}, "load_factor"},
+	} {
+		cfg := Config{Routes: []Route{tc.rt}}
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.rt, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: error %v, want %q", tc.rt, err, tc.want)
+		}
+	}
+}
