@@ -32,6 +32,7 @@ type gateway struct {
 	set    *metrics.Set
 	addr   string
 	client *fasthttp.Client
+	stop   func() // shuts the server down and ends Run; also at cleanup
 }
 
 func newGateway(t *testing.T, cfg Config, opts ...Option) *gateway {
@@ -55,7 +56,7 @@ func newGateway(t *testing.T, cfg Config, opts ...Option) *gateway {
 	wg.Go(func() { _ = srv.Serve(ln) })
 	wg.Go(func() { _ = rt.Run(ctx) })
 	g.client = &fasthttp.Client{ReadTimeout: 10 * time.Second}
-	t.Cleanup(func() {
+	g.stop = sync.OnceFunc(func() {
 		g.client.CloseIdleConnections()
 		// Tests that read streams use net/http's default client.
 		http.DefaultClient.CloseIdleConnections()
@@ -63,6 +64,7 @@ func newGateway(t *testing.T, cfg Config, opts ...Option) *gateway {
 		cancel()
 		wg.Wait()
 	})
+	t.Cleanup(g.stop)
 	return g
 }
 

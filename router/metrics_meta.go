@@ -21,6 +21,7 @@ var metricHelp = map[string]metricMeta{
 	"modelgate_request_duration_seconds":      {"histogram", "Time from receiving a request to the end of its reply, by route model."},
 	"modelgate_ttft_seconds":                  {"histogram", "Time to the first token (first byte of the reply body), by route model."},
 	"modelgate_tokens_total":                  {"counter", "Tokens by route model, type (input or output) and source (usage from the reply, or estimated)."},
+	"modelgate_access_log_dropped_total":      {"counter", "Access log lines dropped because the log's buffer was full (the output was slower than the requests)."},
 	"modelgate_cache_hits_total":              {"counter", "Replies served from the degrade reply cache, by route model and kind (fresh or stale)."},
 	"modelgate_queue_wait_seconds":            {"histogram", "Time requests waited in the degrade admission queue, by route model."},
 	"modelgate_consumer_requests_total":       {"counter", "Requests by authenticated consumer."},

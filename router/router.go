@@ -39,6 +39,7 @@ type Router struct {
 	rates     rates
 	gate      *degrade.Gate
 	access    zerolog.Logger
+	accessOut *lineWriter // the access log's buffered writer, with WithAccessLogWriter
 	cfg       atomic.Pointer[Config]
 	routes    atomic.Pointer[table]
 }
@@ -67,6 +68,18 @@ func WithMetrics(set *metrics.Set) Option { return func(r *Router) { r.meters = 
 // WithAccessLog sets the access logger, one JSON line per request
 // (default: none).
 func WithAccessLog(l zerolog.Logger) Option { return func(r *Router) { r.access = l } }
+
+// WithAccessLogWriter writes the access log, one JSON line per request
+// with a timestamp, to out through a buffer that never blocks a request:
+// Run writes it out and flushes it when its context ends; lines that find
+// the buffer (1 MiB) full are dropped and counted in
+// modelgate_access_log_dropped_total. It replaces WithAccessLog.
+func WithAccessLogWriter(out io.Writer) Option {
+	return func(r *Router) {
+		r.accessOut = newLineWriter(out, accessLogBuffer)
+		r.access = zerolog.New(r.accessOut).With().Timestamp().Logger()
+	}
+}
 
 // WithClock sets the clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = now } }
@@ -170,6 +183,9 @@ func (r *Router) Run(ctx context.Context) error {
 		wg.Go(func() { _ = r.scraper.Run(ctx) })
 	}
 	wg.Go(func() { _ = r.gate.Run(ctx) })
+	if r.accessOut != nil {
+		wg.Go(func() { r.accessOut.run(ctx) })
+	}
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	r.rates.sample(r.meters, r.now())
@@ -228,6 +244,9 @@ func (r *Router) WritePrometheus(w io.Writer) {
 
 func (r *Router) writeMetrics(w io.Writer) {
 	r.meters.set.WritePrometheus(w)
+	if r.accessOut != nil {
+		metrics.WriteCounterUint64(w, "modelgate_access_log_dropped_total", r.accessOut.dropped.Load())
+	}
 	writePool(w, r.pool.Snapshot())
 	writeStale(w, r.pool.Stale())
 	if r.bal != nil {

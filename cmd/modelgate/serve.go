@@ -67,7 +67,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 	}
 	d.source = src
 	rt, err := router.New(d.pool, cfg.Router, router.WithLogger(log), router.WithBalancerOptions(balancer.WithLogger(log)),
-		router.WithMetrics(d.metrics), router.WithAccessLog(zerolog.New(os.Stdout).With().Timestamp().Logger()))
+		router.WithMetrics(d.metrics), router.WithAccessLogWriter(os.Stdout))
 	if err != nil {
 		d.close()
 		return nil, err
