@@ -74,7 +74,7 @@ func TestRefusedLoginIsAnErrorNotAnEmptyPool(t *testing.T) {
 	if v := metricValue(set, `modelgate_nacos_errors_total{kind="auth"}`); v == "" || v == "0" {
 		t.Fatalf("auth errors not counted: %q", v)
 	}
-	if out := logs.String(); !strings.Contains(out, `"level":"error"`) || !strings.Contains(out, "user not found!") {
+	if out := logs.String(); !strings.Contains(out, `"level":"error"`) || !strings.Contains(out, "user not found") {
 		t.Fatalf("refused login not logged at error with the server's message:\n%s", out)
 	}
 

@@ -40,7 +40,7 @@ func newFake(pushes bool) *fakeClient {
 var errDown = errors.New("nacos down")
 
 // errBadPassword is what a refused login looks like.
-var errBadPassword = fmt.Errorf("%w: 127.0.0.1:8848: login as \"nacos\" refused: 403 Forbidden: user not found!", ErrAuth)
+var errBadPassword = fmt.Errorf("%w: 127.0.0.1:8848: login as \"nacos\" refused: 403 Forbidden: user not found", ErrAuth)
 
 // fail is the error of a call, if any. The caller holds f.mu.
 func (f *fakeClient) fail() error {
