@@ -19,6 +19,7 @@ import (
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
+	_ "github.com/modelgate/modelgate/internal/quietinit" // no VictoriaMetrics log line at init
 	"github.com/modelgate/modelgate/scrape"
 )
 

@@ -10,10 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/modelgate/modelgate/discovery"
@@ -167,33 +170,93 @@ type NacosTLS struct {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// expandEnv replaces ${VAR} with the environment variable VAR. A bare $ is
-// left alone, so secrets and regexps may contain it.
-func expandEnv(data []byte) []byte {
-	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
-		return []byte(os.Getenv(string(m[2 : len(m)-1])))
-	})
+// expandEnv replaces ${VAR} with the environment variable VAR in every
+// scalar value of the parsed document n (never in keys, never as raw text,
+// so that a value holding '"' or ' #' stays one value). A bare $ is left
+// alone, so secrets and regexps may contain it. An unset VAR is an error at
+// its line unless optional (then it expands to ""). A plain scalar is typed
+// anew after expansion, so `port: ${PORT}` may hold a number.
+func expandEnv(n *yaml.Node, optional bool) ConfigErrors {
+	var errs ConfigErrors
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if !strings.Contains(n.Value, "${") {
+				return
+			}
+			v := envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+				name := m[2 : len(m)-1]
+				val, ok := os.LookupEnv(name)
+				if !ok && !optional {
+					errs = append(errs, ConfigError{Line: n.Line, Msg: fmt.Sprintf("${%s}: environment variable not set", name)})
+				}
+				return val
+			})
+			if v != n.Value {
+				n.Value = v
+				if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 && n.Tag == "!!str" {
+					n.Tag = ""
+				}
+			}
+		case yaml.MappingNode:
+			for i := 1; i < len(n.Content); i += 2 {
+				walk(n.Content[i])
+			}
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		}
+	}
+	walk(n)
+	return errs
+}
+
+// decodeYAML parses data into out: syntax errors end it (ok false); unset
+// environment variables, unknown fields and type mistakes are collected,
+// each with its line. root is the parsed document, for the lines of later
+// validation errors.
+func decodeYAML(data []byte, out any, envOptional bool) (root *yaml.Node, errs ConfigErrors, ok bool) {
+	root = &yaml.Node{}
+	if err := yaml.Unmarshal(data, root); err != nil {
+		return nil, fromYAML(err), false
+	}
+	// Unknown fields, from the text as written (the values do not matter).
+	scratch := reflect.New(reflect.TypeOf(out).Elem()).Interface()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(scratch); err != nil && !errors.Is(err, io.EOF) {
+		for _, e := range fromYAML(err) {
+			if strings.Contains(e.Msg, "not found in type") {
+				errs = append(errs, e)
+			}
+		}
+	}
+	errs = append(errs, expandEnv(root, envOptional)...)
+	if len(root.Content) == 0 {
+		return root, errs, true
+	}
+	if err := root.Decode(out); err != nil {
+		errs = append(errs, fromYAML(err)...)
+	}
+	return root, errs, true
 }
 
 // parseConfig decodes and validates a config file, expanding ${ENV}. Its
 // error is ConfigErrors: every mistake found, each with its line.
-func parseConfig(data []byte) (*Config, error) {
-	data = expandEnv(data)
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fromYAML(err)
-	}
+func parseConfig(data []byte) (*Config, error) { return parseConfigOpts(data, false) }
+
+func parseConfigOpts(data []byte, envOptional bool) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var errs ConfigErrors
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		errs = fromYAML(err)
+	root, errs, ok := decodeYAML(data, &c, envOptional)
+	if !ok {
+		return nil, errs
 	}
 	if c.Discovery.Nacos == nil && c.Discovery.Static == "" {
-		errs = append(errs, ConfigError{Line: lineOf(&root, "discovery"), Msg: "discovery: set nacos or static"})
+		errs = append(errs, ConfigError{Line: lineOf(root, "discovery"), Msg: "discovery: set nacos or static"})
 	}
-	errs = append(errs, fromValidation(c.normalize(), &root)...)
+	errs = append(errs, fromValidation(c.normalize(), root)...)
 	if len(errs) > 0 {
 		return nil, errs.sorted()
 	}
@@ -203,37 +266,51 @@ func parseConfig(data []byte) (*Config, error) {
 // parseRouting decodes the routing part of a config, as held in Nacos
 // Config, for a daemon whose discovery uses defaultGroup.
 func parseRouting(data []byte, defaultGroup string) (router.Config, error) {
-	data = expandEnv(data)
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return router.Config{}, fromYAML(err)
-	}
 	var rc router.Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var errs ConfigErrors
-	if err := dec.Decode(&rc); err != nil && !errors.Is(err, io.EOF) {
-		errs = fromYAML(err)
+	root, errs, ok := decodeYAML(data, &rc, false)
+	if !ok {
+		return router.Config{}, errs
 	}
 	rc.DefaultGroup = defaultGroup
-	errs = append(errs, fromValidation(rc.Validate(), &root)...)
+	errs = append(errs, fromValidation(rc.Validate(), root)...)
 	if len(errs) > 0 {
 		return router.Config{}, errs.sorted()
 	}
 	return rc, nil
 }
 
-func loadConfig(path string) (*Config, error) {
+func loadConfig(path string) (*Config, error) { return loadConfigOpts(path, false) }
+
+// loadConfigOpts reads and validates the config file at path; with
+// envOptional an unset ${VAR} expands to "" instead of failing.
+func loadConfigOpts(path string, envOptional bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := parseConfig(data)
+	c, err := parseConfigOpts(data, envOptional)
 	var ces ConfigErrors
 	if errors.As(err, &ces) {
 		return nil, ces.in(path)
 	}
 	return c, err
+}
+
+// checkAddr accepts what net.Listen("tcp", addr) accepts: "host:port" or
+// ":port" with a numeric port (or a service name) and a host that is empty,
+// an IP or a name.
+func checkAddr(addr string) error {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port or :port")
+	}
+	if p == "" {
+		return errors.New("missing port")
+	}
+	if n, err := strconv.Atoi(p); err == nil && (n < 0 || n > 65535) {
+		return errors.New("port out of range")
+	}
+	return nil
 }
 
 // normalize fills defaults and validates.
@@ -248,7 +325,19 @@ func (c *Config) normalize() error {
 		c.LogLevel = "info"
 	}
 	var errs []error
-	errs = append(errs, c.Admin.normalize()...)
+	if aerrs := c.Admin.normalize(); len(aerrs) > 0 {
+		errs = append(errs, aerrs...)
+	} else if err := c.Admin.exposed(); err != nil {
+		errs = append(errs, fmt.Errorf("admin.listen: %w", err))
+	}
+	if _, err := zerolog.ParseLevel(c.LogLevel); err != nil || c.LogLevel != strings.ToLower(c.LogLevel) {
+		errs = append(errs, fmt.Errorf("log_level: %q, want trace, debug, info, warn, error or disabled", c.LogLevel))
+	}
+	for _, a := range []struct{ field, addr string }{{"listen", c.Listen}, {"admin.listen", c.Admin.Listen}} {
+		if err := checkAddr(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: %w", a.field, a.addr, err))
+		}
+	}
 	d := &c.Discovery
 	switch {
 	case d.Nacos != nil && d.Static != "":

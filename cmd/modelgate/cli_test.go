@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestCLI runs the built binary as an operator would and checks exit codes
+// and first lines: nothing (not even a library's log line at init) may come
+// before the usage or the version.
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "modelgate")
+	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	pool := filepath.Join(dir, "pool.yaml")
+	write(t, pool, "instances: []\n")
+	write(t, good, "discovery: {static: "+pool+"}\nroutes: [{model: chat, service: qwen}]\n")
+	bad := filepath.Join(dir, "bad.yaml")
+	write(t, bad, "discovery: {static: "+pool+"}\nlog_level: verbose\n")
+	// The commit is the one the toolchain stamped (none in a git worktree).
+	commit := "unknown"
+	if info, err := exec.Command("go", "version", "-m", bin).Output(); err == nil {
+		for line := range strings.Lines(string(info)) {
+			if _, rev, ok := strings.Cut(strings.TrimSpace(line), "vcs.revision="); ok {
+				commit = rev
+			}
+		}
+	}
+
+	tests := []struct {
+		name             string
+		args             []string
+		code             int
+		stdout0, stderr0 string // first lines, "" for empty output
+	}{
+		{"typo'd subcommand", []string{"chek", "-config", good}, 2, "", `modelgate: unknown subcommand "chek"`},
+		{"stray argument", []string{"check", "-config", good, "extra"}, 2, "", `modelgate check: unexpected argument "extra"`},
+		{"stray argument to serve", []string{"-config", good, "now"}, 2, "", `modelgate serve: unexpected argument "now"`},
+		{"unknown flag", []string{"check", "-confg", good}, 2, "", "modelgate check: flag provided but not defined: -confg"},
+		{"help", []string{"-h"}, 0, "Usage: modelgate [serve|check|demo|version] [flags]", ""},
+		{"help of a subcommand", []string{"check", "-help"}, 0, "Usage: modelgate [serve|check|demo|version] [flags]", ""},
+		{"version", []string{"version"}, 0, "modelgate (devel) (commit " + commit, ""},
+		{"check ok", []string{"check", "-config", good}, 0, good + ": ok", ""},
+		{"check bad", []string{"check", "-config", bad}, 1, "", bad + `:2: log_level: "verbose", want trace, debug, info, warn, error or disabled`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, &stdout, &stderr)
+			}
+			for _, o := range []struct {
+				what, got, want string
+			}{{"stdout", stdout.String(), tt.stdout0}, {"stderr", stderr.String(), tt.stderr0}} {
+				first, _, _ := strings.Cut(o.got, "\n")
+				if !strings.HasPrefix(first, o.want) || (o.want == "" && o.got != "") {
+					t.Errorf("%s starts %q, want %q\n%s", o.what, first, o.want, o.got)
+				}
+			}
+			if tt.name == "help" || strings.HasPrefix(tt.stderr0, "modelgate: unknown") {
+				usage := stdout.String() + stderr.String()
+				for _, want := range []string{"serve ", "check ", "demo ", "version ", "-config", "-listen", "-admin", "-env-optional"} {
+					if !strings.Contains(usage, want) {
+						t.Errorf("usage lacks %q:\n%s", want, usage)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCheckMatchesServe: every config check accepts, serve starts (its
+// listeners bound), and every config serve rejects, check rejects at the
+// line of the mistake and naming its field.
+func TestCheckMatchesServe(t *testing.T) {
+	dir := t.TempDir()
+	pool := filepath.Join(dir, "pool.yaml")
+	write(t, pool, "instances: []\n")
+	t.Setenv("MG_TEST_ADDR", "127.0.0.1:0")
+	t.Setenv("MG_TEST_QUOTED", `a "quoted" # not a comment`)
+	t.Setenv("MG_TEST_LEVEL", "VERBOSE")
+	base := "discovery:\n  static: " + pool + "\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\n"
+	tests := []struct {
+		name, yaml string
+		line       int    // 0: valid
+		field      string // the start of the message at that line
+	}{
+		{"minimal", base, 0, ""},
+		{"levels", base + "log_level: warn\n", 0, ""},
+		{"env in a scalar", "discovery:\n  static: " + pool + "\nlisten: ${MG_TEST_ADDR}\nadmin: 127.0.0.1:0\n", 0, ""},
+		{"env value with quote and hash", base + "routes:\n  - model: chat\n    service: '${MG_TEST_QUOTED}'\n", 0, ""},
+		{"bad log level", base + "log_level: verbose\n", 5, "log_level"},
+		{"log level from env", base + "log_level: ${MG_TEST_LEVEL}\n", 5, "log_level"},
+		{"port without colon", "discovery:\n  static: " + pool + "\nlisten: 8481\nadmin: 127.0.0.1:0\n", 3, "listen"},
+		{"admin port out of range", "discovery:\n  static: " + pool + "\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:99999\n", 4, "admin.listen"},
+		{"unset env var", base + "routes:\n  - model: chat\n    service: ${MG_TEST_UNSET_VAR}\n", 7, "${MG_TEST_UNSET_VAR}"},
+		{"bad retries", base + "routes:\n  - model: chat\n    retries: -1\n", 7, "routes[0].retries"},
+		{"unknown field", base + "listn: x\n", 5, "field listn not found"},
+		{"admin off loopback without token", "discovery:\n  static: " + pool + "\nlisten: 127.0.0.1:0\nadmin: 0.0.0.0:0\n", 4, "admin.listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "modelgate.yaml")
+			write(t, path, tt.yaml)
+			_, checkErr := loadConfig(path)
+			d, serveErr := prepare(path, "", "")
+			if d != nil {
+				d.close()
+			}
+			if tt.line == 0 {
+				if checkErr != nil || serveErr != nil {
+					t.Fatalf("check: %v; serve: %v", checkErr, serveErr)
+				}
+				return
+			}
+			if serveErr == nil || checkErr == nil {
+				t.Fatalf("accepted: check: %v; serve: %v", checkErr, serveErr)
+			}
+			want := path + ":" + strconv.Itoa(tt.line) + ": " + tt.field
+			if !strings.Contains("\n"+checkErr.Error(), "\n"+want) {
+				t.Errorf("check said %q, want a line starting %q", checkErr, want)
+			}
+		})
+	}
+}
