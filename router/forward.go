@@ -199,6 +199,8 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		}
 		status := resp.StatusCode()
 		im.request(status).Inc()
+		secret := r.credential(in)
+		scrubHeaders(&resp.Header, secret)
 		if retryable(status) && (attempt < rt.Retries || !last) {
 			failed(errStatus, status)
 			lastErr = errUpstream("status " + strconv.Itoa(status))
@@ -223,6 +225,9 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			continue
 		}
 		x.status = status
+		if status >= 400 {
+			scrubBody(&ctx.Response, secret)
+		}
 		if status == fasthttp.StatusOK {
 			if x.ticket.Storable() {
 				x.reply, x.replyType = ctx.Response.Body(), string(ctx.Response.Header.ContentType())
@@ -284,10 +289,8 @@ func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	// Plain replies: usage is read from them and the cache keeps them as
 	// they are. One compressed anyway is decoded (readWhole, openEvents).
 	req.Header.Set(fasthttp.HeaderAcceptEncoding, "identity")
-	if in.CredRef != "" {
-		if cred, ok := r.cfg.Load().Credentials[in.CredRef]; ok {
-			req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+cred.secret)
-		}
+	if secret := r.credential(in); secret != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+secret)
 	}
 	if jsonBody {
 		req.Header.SetContentType("application/json")

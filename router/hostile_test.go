@@ -158,9 +158,9 @@ func (g *gateway) send(tc hostileCase) *fasthttp.Response {
 		}
 		_, err = req.WriteTo(conn)
 	}
-	if err != nil {
-		g.t.Fatal(err)
-	}
+	// A write error is not the test's: the gateway may answer a head over
+	// the limit and close before reading the rest. The reply is read anyway.
+	_ = err
 	resp := &fasthttp.Response{}
 	if err := resp.Read(bufio.NewReader(conn)); err != nil {
 		g.t.Fatalf("reading the reply: %v", err)

@@ -75,6 +75,59 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
+// TestUpstreamCredential: the instance gets its credential, never the
+// client's key; an instance that echoes the credential in a header or an
+// error body does not pass it on to the client.
+func TestUpstreamCredential(t *testing.T) {
+	t.Setenv("MG_TEST_CRED", "sk-vendor-secret")
+	var mu sync.Mutex
+	var auth []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		a := string(ctx.Request.Header.Peek("Authorization"))
+		mu.Lock()
+		auth = append(auth, a)
+		n := len(auth)
+		mu.Unlock()
+		ctx.Response.Header.Set("X-Echo", a)
+		ctx.SetContentType("application/json")
+		if n == 2 {
+			ctx.SetStatusCode(401)
+			ctx.SetBodyString(`{"error":{"message":"bad key ` + a + `"}}`)
+			return
+		}
+		ctx.SetBodyString(`{"choices":[]}`)
+	}}
+	go func() { _ = up.Serve(ln) }()
+	t.Cleanup(func() { _ = up.Shutdown() })
+	g := newGateway(t, Config{Routes: []Route{{Model: "m"}}, Credentials: map[string]Credential{"vendor": {Env: "MG_TEST_CRED"}},
+		Consumers: []Consumer{{Name: "a", KeySHA256: sha256Hex("client-key")}}})
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	g.pool.Update(discovery.ServiceKey("", "m"), []*discovery.Instance{{Service: "m", Host: host, Port: p, Weight: 1, Healthy: true, Enabled: true,
+		Metadata: map[string]string{"cred_ref": "vendor"}}})
+	g.synced()
+	for i, want := range []int{200, 401} {
+		resp := g.do("POST", "/v1/chat/completions", `{"model":"m","messages":[]}`, "Authorization", "Bearer client-key")
+		if resp.StatusCode() != want {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode(), resp.Body())
+		}
+		if strings.Contains(resp.String(), "sk-vendor-secret") {
+			t.Fatalf("request %d: the client got the credential:\n%s", i, resp.String())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range auth {
+		if a != "Bearer sk-vendor-secret" {
+			t.Errorf("the instance got Authorization %q", a)
+		}
+	}
+}
+
 // TestModelsPerKey: with consumers, /v1/models needs a key and lists only
 // that key's models.
 func TestModelsPerKey(t *testing.T) {

@@ -1,12 +1,15 @@
 package router
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/discovery"
 )
 
 // ServerLogger returns a fasthttp.Logger (for fasthttp.Server.Logger) that
@@ -39,4 +42,38 @@ func Redact(msg string) string {
 		}
 	}
 	return credential.ReplaceAllString(msg, "${1}${2}[redacted]")
+}
+
+// credential is the secret the router sends to instance in, "" if none.
+func (r *Router) credential(in *discovery.Instance) string {
+	if in.CredRef == "" {
+		return ""
+	}
+	return r.cfg.Load().Credentials[in.CredRef].secret
+}
+
+// scrubHeaders drops the reply headers that quote the instance's
+// credential: an instance that echoes its request's headers must not hand
+// the secret to the client.
+func scrubHeaders(h *fasthttp.ResponseHeader, secret string) {
+	if secret == "" {
+		return
+	}
+	var drop []string
+	for k, v := range h.All() {
+		if bytes.Contains(v, []byte(secret)) {
+			drop = append(drop, string(k))
+		}
+	}
+	for _, k := range drop {
+		h.Del(k)
+	}
+}
+
+// scrubBody masks the instance's credential in an error reply that quotes
+// it ("invalid key sk-…").
+func scrubBody(resp *fasthttp.Response, secret string) {
+	if secret != "" && bytes.Contains(resp.Body(), []byte(secret)) {
+		resp.SetBody(bytes.ReplaceAll(resp.Body(), []byte(secret), []byte("[redacted]")))
+	}
 }
