@@ -25,9 +25,7 @@ const DefaultEngineStale = 3 * time.Second
 // whether id is in the pool the balancer last built from. It is safe for
 // concurrent use and meant for a background scraper, not the request path.
 func (b *Balancer) SetEngineLoad(id string, l EngineLoad) bool {
-	b.mu.Lock()
-	s := b.stats[id]
-	b.mu.Unlock()
+	s := b.statsOf(id)
 	if s == nil {
 		return false
 	}
@@ -40,10 +38,7 @@ func (b *Balancer) SetEngineLoad(id string, l EngineLoad) bool {
 // ClearEngineLoad forgets instance id's engine load at once, for a scrape
 // that failed: the instance falls back to in-flight counts.
 func (b *Balancer) ClearEngineLoad(id string) {
-	b.mu.Lock()
-	s := b.stats[id]
-	b.mu.Unlock()
-	if s != nil {
+	if s := b.statsOf(id); s != nil {
 		s.engAt.Store(0)
 	}
 }

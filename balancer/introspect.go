@@ -25,6 +25,7 @@ type InstanceStat struct {
 	// policies use InFlight.
 	Engine      EngineLoad
 	EngineFresh bool
+	Health      string // active health: "" (not probed), "up" or "down" (not picked)
 }
 
 // Instances returns every instance of the pool the balancer last built
@@ -42,6 +43,7 @@ func (b *Balancer) Instances() []InstanceStat {
 			Weight: in.Weight, Usable: in.Usable(), Breaker: s.brk.state().String(),
 			InFlight: inflight, EWMA: time.Duration(s.ewma.Load()),
 			Picks: s.finished.Load() + uint64(max(inflight, 0)), Failures: s.failures.Load(),
+			Health: s.health(),
 		}
 		out[i].Engine, out[i].EngineFresh = s.engine(b.env, now)
 	}

@@ -52,6 +52,17 @@ func WithEngineStale(d time.Duration) Option {
 	}
 }
 
+// WithHealthFailures sets how many active health probes in a row must fail
+// before an instance is not picked (default DefaultHealthFailures); n ≤ 0
+// means the default.
+func WithHealthFailures(n int) Option {
+	return func(b *Balancer) {
+		if n > 0 {
+			b.env.healthFailures = n
+		}
+	}
+}
+
 // WithPrefixIndexSize sets the capacity, in block hashes, of each
 // service's prefix index (default DefaultPrefixIndexEntries: 16,384 hashes
 // in 192 KiB, for each service whose routes score prefixes); n ≤ 0 means
@@ -77,12 +88,15 @@ type env struct {
 	seed     maphash.Seed // of prefix block hashes
 	prefixes *prefixTable
 	stale    int64 // nanoseconds an engine load counts
+	// healthFailures is how many failed health probes in a row take an
+	// instance out.
+	healthFailures int
 }
 
 func newEnv() *env {
 	return &env{now: time.Now, rand: rand.Uint64, log: zerolog.Nop(), seed: maphash.MakeSeed(),
 		prefixes: &prefixTable{entries: DefaultPrefixIndexEntries, byKey: map[string]*prefixIndex{}},
-		stale:    int64(DefaultEngineStale)}
+		stale:    int64(DefaultEngineStale), healthFailures: DefaultHealthFailures}
 }
 
 // clock returns the time on the balancer's clock, in nanoseconds since New.

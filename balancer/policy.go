@@ -54,7 +54,8 @@ type Candidates struct {
 // Len returns the number of candidates.
 func (c Candidates) Len() int { return len(c.nodes) }
 
-// Available reports whether candidate i may be chosen now: it is not in
+// Available reports whether candidate i may be chosen now: it passes its
+// active health checks (Balancer.ReportHealth), it is not in
 // Request.Exclude, carries Request.Tags, its breaker admits a request (closed,
 // or half-open with a free probe slot) and it is below its max_concurrency.
 // When no candidate of a set is available, the balancer asks again allowing
@@ -65,6 +66,9 @@ func (c Candidates) Available(i int) bool { return c.available(i) }
 func (c *Candidates) available(i int) bool {
 	n := &c.nodes[i]
 	if c.req != nil {
+		if n.st.down.Load() {
+			return false
+		}
 		if len(c.req.Exclude) > 0 && slices.Contains(c.req.Exclude, n.id) {
 			return false
 		}

@@ -19,6 +19,11 @@ type stats struct {
 	seen     uint64 // the last build that found the instance in the pool; guarded by Balancer.mu
 	serial   uint32 // never 0; names the instance in prefix indexes
 
+	// Active health, set by Balancer.ReportHealth.
+	probed     atomic.Bool
+	down       atomic.Bool // failed its probes: not picked
+	probeFails atomic.Int32
+
 	// The engine's own load, set by Balancer.SetEngineLoad.
 	engWaiting atomic.Int64
 	engRunning atomic.Int64

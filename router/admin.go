@@ -70,6 +70,7 @@ type InstanceView struct {
 	Drain    bool              `json:"drain,omitempty"`
 	MaxConc  int               `json:"max_concurrency,omitempty"`
 	Breaker  string            `json:"breaker,omitempty"`
+	Health   string            `json:"health,omitempty"` // active health: up, down (not picked), or not probed
 	InFlight int64             `json:"in_flight"`
 	EWMAms   float64           `json:"latency_ewma_ms"`
 	Failures uint64            `json:"failures"` // attempts counted against its breaker since it joined
@@ -114,6 +115,7 @@ type PoolView struct {
 // InstanceStats is the balancer's live state of an instance.
 type InstanceStats struct {
 	Breaker  string
+	Health   string
 	InFlight int64
 	EWMA     time.Duration
 	Failures uint64
@@ -130,7 +132,7 @@ func (r *Router) poolView() PoolView {
 	stats := map[string]InstanceStats{}
 	if r.bal != nil {
 		for _, st := range r.bal.Instances() {
-			stats[st.ID] = InstanceStats{Breaker: st.Breaker, InFlight: st.InFlight, EWMA: st.EWMA, Failures: st.Failures}
+			stats[st.ID] = InstanceStats{Breaker: st.Breaker, Health: st.Health, InFlight: st.InFlight, EWMA: st.EWMA, Failures: st.Failures}
 		}
 	}
 	engines := map[string]*EngineView{}
@@ -147,7 +149,7 @@ func (r *Router) poolView() PoolView {
 			sv.Instances = append(sv.Instances, InstanceView{
 				ID: in.ID(), Addr: in.Addr(), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
 				Usable: in.Usable(), Version: in.Version, Models: in.Models, Tags: in.Tags, Drain: in.Drain,
-				MaxConc: in.MaxConcurrency, Breaker: st.Breaker, InFlight: st.InFlight,
+				MaxConc: in.MaxConcurrency, Breaker: st.Breaker, Health: st.Health, InFlight: st.InFlight,
 				EWMAms: float64(st.EWMA.Microseconds()) / 1000, Failures: st.Failures, Engine: engines[in.ID()],
 			})
 		}

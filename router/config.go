@@ -193,6 +193,8 @@ type Config struct {
 	// Credentials are upstream secrets that instances name in their
 	// cred_ref metadata; each is sent to the instance as a bearer token.
 	Credentials map[string]Credential `yaml:"credentials"`
+	// Health configures the active health checks of instances.
+	Health HealthConfig `yaml:"health"`
 	// AccessLog configures the per-request log line.
 	AccessLog AccessLogConfig `yaml:"access_log"`
 	// Degrade configures tiered degradation and the reply cache.
@@ -234,6 +236,23 @@ type Credential struct {
 	File string `yaml:"file"`
 
 	secret string
+}
+
+// HealthConfig configures active health checks: instances whose metadata
+// names a health_path, or an engine (vllm, sglang, llamacpp: /health), are
+// probed in the background; after Failures failed probes in a row one is
+// not picked until a probe passes.
+type HealthConfig struct {
+	// Disabled turns probing off.
+	Disabled bool `yaml:"disabled"`
+	// Interval between two probes of one instance. Default 2s.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout of one probe. Default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Failures in a row that take an instance out. Default 3.
+	Failures int `yaml:"failures"`
+	// Concurrency bounds the probes in flight. Default 16.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // AccessLogConfig configures the access log.
@@ -284,6 +303,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.loadCredentials()...)
 	if em := c.EngineMetrics; em.Interval < 0 || em.Timeout < 0 || em.Stale < 0 || em.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("engine_metrics: interval, timeout, stale and concurrency must not be negative"))
+	}
+	if c.Health.Interval < 0 || c.Health.Timeout < 0 || c.Health.Failures < 0 || c.Health.Concurrency < 0 {
+		errs = append(errs, errors.New("health: interval, timeout, failures and concurrency must not be negative"))
 	}
 	if c.AccessLog.Sample == 0 {
 		c.AccessLog.Sample = 1

@@ -435,3 +435,48 @@ func TestPassthroughStreamSpread(t *testing.T) {
 		t.Fatalf("events arrived within %v: buffered, not relayed as they came", spread)
 	}
 }
+
+// TestActiveHealth: an instance whose engine's health endpoint stops
+// answering is not picked once its probes fail, as /admin/pool and the
+// metrics show, and is picked again once it passes.
+func TestActiveHealth(t *testing.T) {
+	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}},
+		Health: HealthConfig{Interval: 50 * time.Millisecond, Timeout: 200 * time.Millisecond}})
+	m := g.mocks("qwen", 2, mockllm.Config{}, map[string]string{"engine": "vllm"})
+	healthOf := func(addr string) string {
+		for _, svc := range g.router.poolView().Services {
+			for _, in := range svc.Instances {
+				if in.Addr == addr {
+					return in.Health
+				}
+			}
+		}
+		return "missing"
+	}
+	await := func(addr, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); healthOf(addr) != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: health %q, want %q", addr, healthOf(addr), want)
+			}
+		}
+	}
+	sick := m[0].Addr()
+	await(sick, "up")
+	m[0].SetMode(mockllm.ModeHang) // every path hangs, /health included
+	await(sick, "down")
+	if v := g.metric(`modelgate_instance_healthy{service="LLM@@qwen",upstream="` + sick + `",version=""}`); v != 0 {
+		t.Errorf("modelgate_instance_healthy = %v for a down instance", v)
+	}
+	for range 20 {
+		if r := g.do("POST", "/v1/chat/completions", `{"model":"chat","messages":[]}`); r.StatusCode() != 200 ||
+			string(r.Header.Peek("X-Mock-Instance")) != "qwen-1" {
+			t.Fatalf("status %d from %s", r.StatusCode(), r.Header.Peek("X-Mock-Instance"))
+		}
+	}
+	m[0].SetMode(mockllm.ModeNormal)
+	await(sick, "up")
+	if v := g.metric(`modelgate_instance_healthy{service="LLM@@qwen",upstream="` + sick + `",version=""}`); v != 1 {
+		t.Errorf("modelgate_instance_healthy = %v for an instance back up", v)
+	}
+}

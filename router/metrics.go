@@ -246,6 +246,13 @@ func writeBalancer(w io.Writer, b *balancer.Balancer, t *table) {
 		}
 		metrics.WriteGaugeUint64(w, "modelgate_breaker_open{"+l+"}", open)
 		metrics.WriteGaugeUint64(w, "modelgate_instance_in_flight{"+l+"}", uint64(max(st.InFlight, 0)))
+		if st.Health != "" {
+			up := uint64(0)
+			if st.Health == "up" {
+				up = 1
+			}
+			metrics.WriteGaugeUint64(w, "modelgate_instance_healthy{"+l+"}", up)
+		}
 	}
 	for _, rt := range t.routes {
 		metrics.WriteCounterUint64(w, fmt.Sprintf("modelgate_panic_picks_total{model=%q}", rt.Model), b.PanicPicks(rt.Model))

@@ -46,6 +46,9 @@ var metricHelp = map[string]metricMeta{
 	"modelgate_engine_kv_cache_usage_ratio":   {"gauge", "KV-cache usage of the instance's engine, 0 to 1 (last good scrape)."},
 	"modelgate_engine_prefix_cache_hit_ratio": {"gauge", "Prompt tokens served from the engine's prefix cache over those looked up, since the engine started."},
 	"modelgate_engine_scrapes_total":          {"counter", "Scrapes of an instance's engine metrics endpoint, by result (ok, down, timeout, status, garbage)."},
+	"modelgate_instance_healthy":              {"gauge", "1 while an actively probed upstream instance passes its health checks, 0 while it is out of rotation."},
+	"modelgate_health_probes_total":           {"counter", "Active health probes sent to upstream instances."},
+	"modelgate_health_probe_failures_total":   {"counter", "Active health probes that failed (no 2xx answer within the timeout)."},
 }
 
 // runtimeHelp describes the Go runtime and process families that

@@ -21,6 +21,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	_ "github.com/modelgate/modelgate/internal/quietinit" // no VictoriaMetrics log line at init
 	"github.com/modelgate/modelgate/scrape"
+	"github.com/modelgate/modelgate/health"
 )
 
 // Router serves the OpenAI API over a pool of instances. Create it with New,
@@ -32,6 +33,7 @@ type Router struct {
 	picker    balancer.Picker
 	bal       *balancer.Balancer // the default picker; nil with WithPicker
 	scraper   *scrape.Scraper    // engine metrics into bal; nil with WithPicker
+	prober    *health.Prober     // active health checks into bal; nil with WithPicker or disabled
 	balOpts   []balancer.Option
 	log       zerolog.Logger
 	now       func() time.Time
@@ -110,10 +112,14 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 	r.upstreams.onReconnect = func(in *discovery.Instance) { r.meters.instance(in).reconnects().Inc() }
 	if r.picker == nil {
 		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), append([]balancer.Option{
-			balancer.WithEngineStale(cfg.EngineMetrics.Stale)}, r.balOpts...)...)
+			balancer.WithEngineStale(cfg.EngineMetrics.Stale), balancer.WithHealthFailures(cfg.Health.Failures)}, r.balOpts...)...)
 		r.picker = r.bal
 		r.scraper = scrape.New(pool, r.bal, scrape.Settings{Interval: cfg.EngineMetrics.Interval,
 			Timeout: cfg.EngineMetrics.Timeout, Concurrency: cfg.EngineMetrics.Concurrency}, scrape.WithLogger(r.log))
+		if !cfg.Health.Disabled {
+			r.prober = health.New(pool, r.bal, health.Settings{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout,
+				Concurrency: cfg.Health.Concurrency}, health.WithLogger(r.log), health.WithTLS(r.upstreams.tlsConfig))
+		}
 	}
 	var fleet degrade.Fleet = pool
 	if r.bal != nil {
@@ -183,6 +189,9 @@ func (r *Router) Run(ctx context.Context) error {
 		wg.Go(func() { _ = r.bal.Run(ctx) })
 		wg.Go(func() { _ = r.scraper.Run(ctx) })
 	}
+	if r.prober != nil {
+		wg.Go(func() { _ = r.prober.Run(ctx) })
+	}
 	wg.Go(func() { _ = r.gate.Run(ctx) })
 	if r.accessOut != nil {
 		wg.Go(func() { r.accessOut.run(ctx) })
@@ -236,7 +245,7 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 }
 
 // WritePrometheus writes the router's metrics, and the gauges computed at
-// scrape time: pool, breakers, tiers, each family with # HELP and # TYPE.
+// scrape time: pool, breakers, active health, tiers, each family with # HELP and # TYPE.
 func (r *Router) WritePrometheus(w io.Writer) {
 	var buf bytes.Buffer
 	r.writeMetrics(&buf)
@@ -253,6 +262,11 @@ func (r *Router) writeMetrics(w io.Writer) {
 	if r.bal != nil {
 		writeBalancer(w, r.bal, r.routes.Load())
 		r.scraper.WritePrometheus(w)
+	}
+	if r.prober != nil {
+		probes, failures := r.prober.Counts()
+		metrics.WriteCounterUint64(w, "modelgate_health_probes_total", probes)
+		metrics.WriteCounterUint64(w, "modelgate_health_probe_failures_total", failures)
 	}
 	for _, rt := range r.routes.Load().routes {
 		metrics.WriteGaugeUint64(w, `modelgate_degrade_tier{model="`+rt.Model+`"}`, uint64(r.Tier(rt.Model)))
