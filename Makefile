@@ -42,10 +42,11 @@ check:
 
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
-# in a second pass.
+# in a second pass; so is the allocation test (-race changes allocation counts).
 unit: python-env chromium prometheus wrk engines
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
+	$(GO) test -count=1 -run '^TestProxyAllocs$$' ./router/
 
 # A short run of each fuzz target; seeds are the targets' f.Add calls.
 fuzz:

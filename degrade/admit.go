@@ -91,7 +91,7 @@ type Ticket struct {
 	g        *Gate
 	route    *gateRoute
 	res      quota.Reservation
-	release  func()
+	limiter  *Limiter // holds one of its slots until Settle; nil when none
 	key      [32]byte
 	storable bool
 	stale    *replycache.Entry
@@ -176,14 +176,14 @@ func (g *Gate) Admit(ctx context.Context, req *Request) (Decision, Ticket) {
 	if st.cfg.Disabled {
 		return Decision{}, t
 	}
-	release, waited, err := r.limiter.Acquire(ctx, r.Class, now.Add(r.QueueTimeout))
+	waited, err := r.limiter.acquire(ctx, r.Class, now.Add(r.QueueTimeout))
 	if err != nil {
 		if t.stale != nil {
 			return Decision{Verdict: Cached, Degraded: "cache", Entry: *t.stale}, t
 		}
 		return Decision{Verdict: Queued, Degraded: "queue", Err: err}, t
 	}
-	t.release = release
+	t.limiter = r.limiter
 	d := Decision{Waited: waited}
 	if waited > 0 {
 		d.Degraded = "queue"
@@ -258,8 +258,8 @@ func (t *Ticket) Settle(o Outcome) {
 		return
 	}
 	t.settled = true
-	if t.release != nil {
-		t.release()
+	if t.limiter != nil {
+		t.limiter.release()
 	}
 	switch {
 	case o.FromCache:

@@ -71,7 +71,7 @@ type Fleet interface {
 //     cached worth serving, so it never enters TierCache on that account.
 //
 // All methods are safe for concurrent use. Admit takes no lock beyond the
-// queue's, and allocates only for the queue slot and cache misses' keys.
+// queue's, and allocates only while a request waits in the queue.
 type Gate struct {
 	fleet  Fleet
 	opts   options

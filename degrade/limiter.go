@@ -61,27 +61,36 @@ func NewLimiter(capacity, maxQueue int, opts ...Option) *Limiter {
 // Errors are the bare sentinels (or ctx's own), so the request path does
 // not allocate for them. A granted slot allocates its release function.
 func (l *Limiter) Acquire(ctx context.Context, c Class, deadline time.Time) (release func(), waited time.Duration, err error) {
+	if waited, err = l.acquire(ctx, c, deadline); err != nil {
+		return nil, waited, err
+	}
+	return l.releaser(), waited, nil
+}
+
+// acquire is Acquire without the release function: on success the caller
+// holds a slot and gives it back with exactly one call of l.release.
+func (l *Limiter) acquire(ctx context.Context, c Class, deadline time.Time) (waited time.Duration, err error) {
 	if int(c) >= numClasses {
-		return nil, 0, ErrBadClass
+		return 0, ErrBadClass
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	l.mu.Lock()
 	if l.queued == 0 && l.free() {
 		l.holders++
 		l.mu.Unlock()
-		return l.releaser(), 0, nil
+		return 0, nil
 	}
 	start := l.clock.Now()
 	if !deadline.IsZero() && !start.Before(deadline) {
 		l.mu.Unlock()
-		return nil, 0, ErrQueueTimeout
+		return 0, ErrQueueTimeout
 	}
 	w := &waiter{rank: rank[c], ready: make(chan struct{})}
 	if !l.makeRoom(w.rank) {
 		l.mu.Unlock()
-		return nil, 0, ErrQueueFull
+		return 0, ErrQueueFull
 	}
 	l.queues[w.rank].pushBack(w)
 	l.queued++
@@ -101,11 +110,7 @@ func (l *Limiter) Acquire(ctx context.Context, c Class, deadline time.Time) (rel
 			w.outcome = ctx.Err()
 		}
 	}
-	waited = l.clock.Now().Sub(start)
-	if w.outcome != nil {
-		return nil, waited, w.outcome
-	}
-	return l.releaser(), waited, nil
+	return l.clock.Now().Sub(start), w.outcome
 }
 
 // free reports whether a slot is free. l.mu must be held.

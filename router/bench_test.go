@@ -18,7 +18,7 @@ const benchReply = `{"id":"c1","object":"chat.completion","created":1,"model":"m
 // benchUpstream is an allocation-free model server over an in-memory
 // listener, so that allocations counted in a benchmark are the router's.
 // With chunks > 0 it streams that many events.
-func benchUpstream(b *testing.B, chunks int) *fasthttputil.InmemoryListener {
+func benchUpstream(b testing.TB, chunks int) *fasthttputil.InmemoryListener {
 	ln := fasthttputil.NewInmemoryListener()
 	event := []byte(`data: {"choices":[{"index":0,"delta":{"content":"tok "}}]}` + "\n\n")
 	srv := &fasthttp.Server{Logger: quiet{}, Handler: func(ctx *fasthttp.RequestCtx) {
@@ -43,7 +43,7 @@ func benchUpstream(b *testing.B, chunks int) *fasthttputil.InmemoryListener {
 
 // benchGateway serves a router over an in-memory listener in front of up,
 // and returns a client for it.
-func benchGateway(b *testing.B, up *fasthttputil.InmemoryListener) *fasthttp.HostClient {
+func benchGateway(b testing.TB, up *fasthttputil.InmemoryListener) *fasthttp.HostClient {
 	pool := discovery.NewPool()
 	pool.Update("LLM@@m", []*discovery.Instance{{Service: "m", Host: "10.0.0.1", Port: 8000, Weight: 1, Healthy: true, Enabled: true}})
 	rt, err := New(pool, Config{Routes: []Route{{Model: "m"}}},

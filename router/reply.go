@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -20,6 +21,15 @@ var errReplyTooLarge = errors.New("router: reply larger than max_reply_size")
 // although asked not to. A body that would exceed max bytes (raw or
 // decoded) is not read further and fails with errReplyTooLarge. On error the
 // client's response is left as it was, so another attempt may fill it.
+// copyBuf is readWhole's copy buffer and limit: io.Copy would allocate
+// 32 KB for every reply.
+type copyBuf struct {
+	lr  io.LimitedReader
+	buf [16 << 10]byte
+}
+
+var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
+
 func readWhole(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, max int) error {
 	out := &ctx.Response
 	out.ResetBody()
@@ -27,7 +37,11 @@ func readWhole(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, max int) error
 		return fmt.Errorf("%w (%d bytes, Content-Length %d)", errReplyTooLarge, max, resp.Header.ContentLength())
 	}
 	if bs := resp.BodyStream(); bs != nil {
-		n, err := io.Copy(out.BodyWriter(), io.LimitReader(bs, int64(max)+1))
+		cb := copyBufs.Get().(*copyBuf)
+		cb.lr = io.LimitedReader{R: bs, N: int64(max) + 1}
+		n, err := io.CopyBuffer(out.BodyWriter(), &cb.lr, cb.buf[:])
+		cb.lr.R = nil
+		copyBufs.Put(cb)
 		switch {
 		case err != nil:
 			out.ResetBody()
