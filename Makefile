@@ -18,6 +18,13 @@ export BENCH_SECONDS
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
+.PHONY: bench-sched
+# Engine-aware scheduling on real llama.cpp servers: p2c vs policy engine vs an
+# affinity oracle, multi-turn and unique prompts, 2 and 3 servers (bench/sched;
+# writes BENCHMARKS.md). Flags: make bench-sched SCHED_ARGS='-rounds 2 -instances 2'.
+bench-sched:
+	$(GO) test -tags benchsched -run '^TestBenchSched$$' -count=1 -v -timeout 90m ./bench/sched/ $(if $(SCHED_ARGS),-args $(SCHED_ARGS))
+
 .PHONY: all test check unit fuzz demo build bench bench-micro chaos wrk nacos-up nacos-down clean python-env chromium prometheus engines
 
 all: build

@@ -79,10 +79,11 @@ type EngineSettings struct {
 	// leading blocks that the instance served most recently.
 	Prefix float64
 	// Queue weighs the instance's load (Candidates.Load, per unit of Nacos
-	// weight), lowest best.
+	// weight): it scores 1/(1+load).
 	Queue float64
-	// Latency weighs the moving average of time to first token, lowest
-	// best; an instance without samples scores best.
+	// Latency weighs the moving average of time to first token: the
+	// fastest average over the instance's; an instance without samples
+	// scores 1.
 	Latency float64
 	// LoadFactor bounds the load: an instance is passed over, whatever its
 	// score, while its load would exceed LoadFactor times the mean load of
@@ -182,8 +183,7 @@ func (s *engineSelector) Select(c Candidates) int {
 	var (
 		load                 [maxScored]float64
 		sumLoad, sumW        float64
-		minL, maxL           = math.Inf(1), math.Inf(-1)
-		minLat, maxLat       = int64(math.MaxInt64), int64(0)
+		minLat               = int64(math.MaxInt64)
 		avail                int
 		rot                  = int(c.env.rand() % uint64(n))
 		bestPrefix, bestLoad = -1, -1
@@ -198,9 +198,8 @@ func (s *engineSelector) Select(c Candidates) int {
 		sumLoad += l
 		sumW += nd.weight
 		load[i] = l / nd.weight
-		minL, maxL = min(minL, load[i]), max(maxL, load[i])
 		if lat := nd.st.ewma.Load(); lat > 0 {
-			minLat, maxLat = min(minLat, lat), max(maxLat, lat)
+			minLat = min(minLat, lat)
 		}
 		avail++
 	}
@@ -210,17 +209,12 @@ func (s *engineSelector) Select(c Candidates) int {
 	// Bounded load: an instance may carry at most LoadFactor × the mean
 	// (this request included), per unit of weight, rounded up.
 	capacity := math.Ceil(s.s.LoadFactor * (sumLoad + 1) / sumW)
-	var prefixUnit, queueUnit, latUnit float64
+	prefixUnit := 0.0
 	if k > 0 {
 		prefixUnit = s.s.Prefix / float64(k)
 	}
-	if maxL > minL {
-		queueUnit = s.s.Queue / (maxL - minL)
-	}
-	if maxLat > minLat {
-		latUnit = s.s.Latency / float64(maxLat-minLat)
-	}
 	var bestScore, bestAny float64
+	bestMatch := uint16(0)
 	for j := range n {
 		i := j + rot
 		if i >= n {
@@ -229,22 +223,21 @@ func (s *engineSelector) Select(c Candidates) int {
 		if load[i] < 0 {
 			continue
 		}
-		score := prefixUnit * float64(match[i])
-		if queueUnit > 0 {
-			score += queueUnit * (maxL - load[i])
-		} else {
-			score += s.s.Queue
-		}
-		if lat := c.nodes[i].st.ewma.Load(); lat <= 0 || latUnit == 0 {
+		// Queue and latency scores are ratios, not min-max spreads: one
+		// request more than the others, or a somewhat slower average, costs
+		// a little, so that a long prefix match outweighs them.
+		score := prefixUnit*float64(match[i]) + s.s.Queue/(1+load[i])
+		if lat := c.nodes[i].st.ewma.Load(); lat <= 0 || minLat == math.MaxInt64 {
 			score += s.s.Latency
 		} else {
-			score += latUnit * float64(maxLat-lat)
+			score += s.s.Latency * float64(minLat) / float64(lat)
 		}
 		if bestLoad < 0 || score > bestAny {
 			bestLoad, bestAny = i, score
 		}
-		if load[i]+1/c.nodes[i].weight <= capacity && (bestPrefix < 0 || score > bestScore) {
-			bestPrefix, bestScore = i, score
+		if load[i]+1/c.nodes[i].weight <= capacity &&
+			(bestPrefix < 0 || score > bestScore || (score == bestScore && match[i] > bestMatch)) {
+			bestPrefix, bestScore, bestMatch = i, score, match[i]
 		}
 	}
 	best := bestPrefix

@@ -15,8 +15,10 @@
 //     lowest best.
 //   - Latency: the moving average of time to first token, lowest best.
 //
-// Each score is scaled to [0, 1] over the candidates and weighed (default
-// prefix 3, queue 2, latency 1). Bounded load keeps a hot conversation from
+// Each score is in [0, 1] — the matched share of the prompt's blocks,
+// 1/(1+load), the fastest latency over the instance's — and weighed
+// (default prefix 3, queue 2, latency 1): with the defaults, a
+// conversation's home instance keeps it against an idle, faster one. Bounded load keeps a hot conversation from
 // piling onto one instance: a candidate whose load would exceed LoadFactor
 // (default 1.5) times the mean is passed over for the next best. The chosen
 // instance is recorded in the index as serving the prompt's blocks.

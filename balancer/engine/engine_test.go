@@ -240,3 +240,33 @@ func TestSettingsValidate(t *testing.T) {
 		t.Errorf("defaults %+v", d)
 	}
 }
+
+// A conversation's next turn stays on its home instance although that one
+// is busier and slower than an idle one: a long prefix match outweighs a
+// little load and latency (within the bounded load).
+func TestHomeOutweighsALittleLoadAndLatency(t *testing.T) {
+	b := pool(2, engine.Settings{})
+	p, err := b.Pick(&balancer.Request{Route: "chat", Prompt: conversation(1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := p.Instance.ID()
+	p.Done(balancer.Result{Status: 200, TTFT: 400 * time.Millisecond})
+	other := lbtest.ID(1)
+	if other == home {
+		other = lbtest.ID(2)
+	}
+	for range 8 { // the other instance answers fast
+		p, _ := b.Pick(&balancer.Request{Route: "chat", Exclude: []string{home}})
+		p.Done(balancer.Result{Status: 200, TTFT: 50 * time.Millisecond})
+	}
+	b.SetEngineLoad(home, balancer.EngineLoad{Running: 2})
+	p, err = b.Pick(&balancer.Request{Route: "chat", Prompt: conversation(1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Done(balancer.Result{Status: 200})
+	if p.Instance.ID() != home {
+		t.Errorf("turn 2 went to the idle, faster %s, not its home %s", p.Instance.ID(), home)
+	}
+}

@@ -1,0 +1,383 @@
+//go:build benchsched
+
+package sched
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/bench/harness"
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/enginetest"
+	"github.com/modelgate/modelgate/router"
+)
+
+var (
+	conversations = flag.Int("conversations", 8, "conversations in the multi-turn workload")
+	turns         = flag.Int("turns", 4, "turns per conversation")
+	uniques       = flag.Int("uniques", 16, "prompts in the unique-prompt workload")
+	prefixWords   = flag.Int("prefix-words", 1500, "words of each conversation's document (about one token each)")
+	rounds        = flag.Int("rounds", 1, "rounds of every leg")
+	sizes         = flag.String("instances", "2,3", "llama-server counts")
+	write         = flag.Bool("write", true, "write the run into BENCHMARKS.md")
+)
+
+const concurrency = 4
+
+// words are pieces of the tiny model's vocabulary: about one token each.
+var words = strings.Fields("the be to of and a in that have it for not on with he as you do at this but his by from they we say her she or an will my one all would there their what so up out if about who get which go me when make can like time no just him know take people into year your good some could them see other than then now look only come its over think")
+
+// document is conversation c's distinct text of n words.
+func document(c, n int) string {
+	r := rand.New(rand.NewPCG(uint64(c)+1, 0x5eed))
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "document %d:", c)
+	for range n {
+		sb.WriteByte(' ')
+		sb.WriteString(words[r.IntN(len(words))])
+	}
+	return sb.String()
+}
+
+type leg struct {
+	name   string // p2c, engine, oracle
+	policy string // the route's policy; "" for the oracle
+}
+
+var legs = []leg{{"p2c", "p2c"}, {"engine", "engine"}, {"oracle", ""}}
+
+type result struct {
+	workload  string
+	n         int
+	leg       string
+	ttfts     []time.Duration
+	wall      time.Duration
+	hitRatio  float64
+	prompt    int // prompt tokens, from usage, for the record
+	errors    int
+	firstErr  string
+	requests  int
+	cachedTok float64
+}
+
+func TestBenchSched(t *testing.T) {
+	var ns []int
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			t.Fatalf("-instances %q", *sizes)
+		}
+		ns = append(ns, n)
+	}
+	enginetest.LlamaBuild(t)
+	start := time.Now()
+	load := loadAvg()
+	var all []result
+	for _, n := range ns {
+		for r := range *rounds {
+			for _, w := range []string{"multi-turn", "unique"} {
+				order := slices.Clone(legs)
+				k := (r + len(all)) % len(order) // rotate the legs each round
+				order = append(order[k:], order[:k]...)
+				for _, l := range order {
+					res := runLeg(t, w, n, l)
+					t.Logf("%s n=%d %-6s: TTFT p50 %v p95 %v, wall %v, hit ratio %.3f, %d requests, %d errors %s",
+						w, n, l.name, pct(res.ttfts, 50), pct(res.ttfts, 95), res.wall.Round(time.Millisecond),
+						res.hitRatio, res.requests, res.errors, res.firstErr)
+					all = append(all, res)
+				}
+			}
+		}
+	}
+	report := render(all, ns, start, load)
+	fmt.Println(report)
+	if *write {
+		if err := writeBenchmarks(report); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range all {
+		if r.errors > 0 {
+			t.Errorf("%s n=%d %s: %d of %d requests failed: %s", r.workload, r.n, r.leg, r.errors, r.requests, r.firstErr)
+		}
+	}
+}
+
+// runLeg starts n fresh llama-servers (cold caches), runs workload w
+// through leg l and stops them.
+func runLeg(t *testing.T, w string, n int, l leg) result {
+	srvs := enginetest.Llamas(t, n, enginetest.LlamaOptions{Threads: 1})
+	defer func() {
+		for _, s := range srvs {
+			s.Stop()
+		}
+	}()
+	urls := make([]string, n)
+	for i, s := range srvs {
+		urls[i] = s.URL + "/v1"
+	}
+	target := func(k int) (string, string) { return urls[k%n], "tiny" }
+	if l.policy != "" {
+		base := gateway(t, srvs)
+		target = func(int) (string, string) { return base, l.name }
+	}
+	res := result{workload: w, n: n, leg: l.name}
+	var mu sync.Mutex
+	record := func(ttft time.Duration, prompt int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.requests++
+		if err != nil {
+			res.errors++
+			if res.firstErr == "" {
+				res.firstErr = err.Error()
+			}
+			return
+		}
+		res.ttfts = append(res.ttfts, ttft)
+		res.prompt += prompt
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range concurrency {
+		wg.Go(func() {
+			for k := range jobs {
+				url, model := target(k)
+				client := openai.NewClient(option.WithBaseURL(url), option.WithAPIKey("bench"), option.WithMaxRetries(0))
+				if w == "unique" {
+					msgs := []openai.ChatCompletionMessageParamUnion{
+						openai.SystemMessage(document(10_000+k, *prefixWords)), openai.UserMessage("summarise")}
+					ttft, prompt, _, err := turn(client, model, msgs)
+					record(ttft, prompt, err)
+					continue
+				}
+				msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(document(k, *prefixWords))}
+				for q := range *turns {
+					msgs = append(msgs, openai.UserMessage(fmt.Sprintf("question %d about the document", q)))
+					ttft, prompt, reply, err := turn(client, model, msgs)
+					record(ttft, prompt, err)
+					if err != nil {
+						break
+					}
+					msgs = append(msgs, openai.AssistantMessage(reply))
+				}
+			}
+		})
+	}
+	count := *conversations
+	if w == "unique" {
+		count = *uniques
+	}
+	for k := range count {
+		jobs <- k
+	}
+	close(jobs)
+	wg.Wait()
+	res.wall = time.Since(begin)
+	var cached, processed float64
+	for _, s := range srvs {
+		m := engineMetrics(t, s.URL)
+		cached += m["llamacpp:prompt_tokens_cached_total"]
+		processed += m["llamacpp:prompt_tokens_total"]
+	}
+	res.cachedTok = cached
+	if cached+processed > 0 {
+		res.hitRatio = cached / (cached + processed)
+	}
+	return res
+}
+
+// turn streams one chat completion and returns the time to its first
+// content, the prompt tokens and the reply.
+func turn(client openai.Client, model string, msgs []openai.ChatCompletionMessageParamUnion) (time.Duration, int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model: model, Messages: msgs, MaxTokens: openai.Int(16), Temperature: openai.Float(0),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+	})
+	defer stream.Close()
+	var ttft time.Duration
+	var reply strings.Builder
+	prompt := 0
+	for stream.Next() {
+		c := stream.Current()
+		if ttft == 0 && len(c.Choices) > 0 {
+			ttft = time.Since(start) // the first event: the engine has prefilled
+		}
+		for _, ch := range c.Choices {
+			reply.WriteString(ch.Delta.Content)
+		}
+		if c.Usage.PromptTokens > 0 {
+			prompt = int(c.Usage.PromptTokens)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return 0, 0, "", err
+	}
+	if ttft == 0 {
+		return 0, 0, "", fmt.Errorf("stream without a choice")
+	}
+	return ttft, prompt, reply.String(), nil
+}
+
+// gateway serves a router over srvs, with routes p2c and engine, on a
+// loopback port for the rest of the test, and returns its /v1 URL.
+func gateway(t *testing.T, srvs []*enginetest.Server) string {
+	pool := discovery.NewPool()
+	var ins []*discovery.Instance
+	for _, s := range srvs {
+		ins = append(ins, &discovery.Instance{Service: "llama", Host: "127.0.0.1", Port: s.Port, Weight: 1,
+			Healthy: true, Enabled: true, Metadata: map[string]string{"engine": "llamacpp"}})
+	}
+	pool.Update(discovery.ServiceKey("", "llama"), ins)
+	pool.MarkSynced()
+	cfg := router.Config{Routes: []router.Route{
+		{Model: "p2c", Service: "llama", UpstreamModel: "tiny", Policy: "p2c"},
+		{Model: "engine", Service: "llama", UpstreamModel: "tiny", Policy: "engine"},
+	}}
+	rt, err := router.New(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: rt.Handler, ErrorHandler: rt.ErrorHandler, MaxRequestBodySize: rt.MaxBodySize()}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = srv.Serve(ln) })
+	wg.Go(func() { _ = rt.Run(ctx) })
+	t.Cleanup(func() { _ = srv.Shutdown(); cancel(); wg.Wait() })
+	return "http://" + ln.Addr().String() + "/v1"
+}
+
+// engineMetrics reads a llama-server's /metrics.
+func engineMetrics(t *testing.T, url string) map[string]float64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && !strings.HasPrefix(f[0], "#") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = v
+		}
+	}
+	return out
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, (len(s)*p+99)/100-1)].Round(time.Millisecond)
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+// median of one leg's figure over rounds.
+func median(rs []result, f func(result) float64) float64 {
+	var v []float64
+	for _, r := range rs {
+		v = append(v, f(r))
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)/2]
+}
+
+func render(all []result, ns []int, start time.Time, load string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### Run of %s UTC\n\n", start.UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&sb, "`make bench-sched` (%d conversations × %d turns of a distinct %d-word document, concurrency %d; %d unique prompts of the same size; %d round(s); llama-servers restarted before every leg) took %s. Machine: %s; load average %s at the start (shared machine: compare legs within a row, not across runs).\n\n",
+		*conversations, *turns, *prefixWords, concurrency, *uniques, *rounds, time.Since(start).Round(time.Second), harness.Machine(), load)
+	sb.WriteString("| workload | servers | leg | TTFT p50 | TTFT p95 | wall | engine cache-hit ratio |\n|---|---|---|---|---|---|---|\n")
+	get := func(w string, n int, l string) []result {
+		var out []result
+		for _, r := range all {
+			if r.workload == w && r.n == n && r.leg == l {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	p50 := func(r result) float64 { return float64(pct(r.ttfts, 50)) }
+	p95 := func(r result) float64 { return float64(pct(r.ttfts, 95)) }
+	wall := func(r result) float64 { return float64(r.wall) }
+	hit := func(r result) float64 { return r.hitRatio }
+	ms := func(v float64) string { return time.Duration(v).Round(time.Millisecond).String() }
+	var verdicts []string
+	for _, w := range []string{"multi-turn", "unique"} {
+		for _, n := range ns {
+			for _, l := range legs {
+				rs := get(w, n, l.name)
+				fmt.Fprintf(&sb, "| %s | %d | %s | %s | %s | %s | %.3f |\n", w, n, l.name, ms(median(rs, p50)), ms(median(rs, p95)),
+					ms(median(rs, wall)), median(rs, hit))
+			}
+			e, o, p := get(w, n, "engine"), get(w, n, "oracle"), get(w, n, "p2c")
+			if w == "multi-turn" {
+				verdicts = append(verdicts, fmt.Sprintf("- multi-turn, %d servers: engine/oracle cache-hit ratio %.2f (want ≥ 0.9), TTFT p50 %.2f× (want ≤ 1.25), wall %.2f× (want ≤ 1.25); p2c/oracle TTFT p50 %.2f×, wall %.2f×.",
+					n, median(e, hit)/median(o, hit), median(e, p50)/median(o, p50), median(e, wall)/median(o, wall),
+					median(p, p50)/median(o, p50), median(p, wall)/median(o, wall)))
+			} else {
+				verdicts = append(verdicts, fmt.Sprintf("- unique prompts, %d servers: engine wall %+.1f %% against p2c (want within ±5 %%).",
+					n, 100*(median(e, wall)/median(p, wall)-1)))
+			}
+		}
+	}
+	sb.WriteString("\n" + strings.Join(verdicts, "\n") + "\n")
+	return sb.String()
+}
+
+// writeBenchmarks puts report into BENCHMARKS.md's bench-sched section,
+// replacing the previous run.
+func writeBenchmarks(report string) error {
+	path := filepath.Join(enginetest.RepoRoot(), "BENCHMARKS.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	const open, end = "<!-- bench-sched:begin -->\n", "<!-- bench-sched:end -->\n"
+	s := string(b)
+	i, j := strings.Index(s, open), strings.Index(s, end)
+	if i < 0 || j < i {
+		return fmt.Errorf("BENCHMARKS.md has no %q … %q section", strings.TrimSpace(open), strings.TrimSpace(end))
+	}
+	s = s[:i+len(open)] + report + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}
