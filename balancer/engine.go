@@ -82,8 +82,8 @@ type EngineSettings struct {
 	// weight): it scores 1/(1+load).
 	Queue float64
 	// Latency weighs the moving average of time to first token: the
-	// fastest average over the instance's; an instance without samples
-	// scores 1.
+	// fastest average over the instance's, 1 within 1.5× of the fastest or
+	// without samples.
 	Latency float64
 	// LoadFactor bounds the load: an instance is passed over, whatever its
 	// score, while its load would exceed LoadFactor times the mean load of
@@ -227,7 +227,9 @@ func (s *engineSelector) Select(c Candidates) int {
 		// request more than the others, or a somewhat slower average, costs
 		// a little, so that a long prefix match outweighs them.
 		score := prefixUnit*float64(match[i]) + s.s.Queue/(1+load[i])
-		if lat := c.nodes[i].st.ewma.Load(); lat <= 0 || minLat == math.MaxInt64 {
+		// Within 1.5× of the fastest is a tie (as in p2c): noise in the
+		// averages must not outweigh a request more in a queue.
+		if lat := c.nodes[i].st.ewma.Load(); lat <= 0 || minLat == math.MaxInt64 || 2*lat <= 3*minLat {
 			score += s.s.Latency
 		} else {
 			score += s.s.Latency * float64(minLat) / float64(lat)

@@ -16,7 +16,7 @@
 //   - Latency: the moving average of time to first token, lowest best.
 //
 // Each score is in [0, 1] — the matched share of the prompt's blocks,
-// 1/(1+load), the fastest latency over the instance's — and weighed
+// 1/(1+load), the fastest latency over the instance's (1 within 1.5×) — and weighed
 // (default prefix 3, queue 2, latency 1): with the defaults, a
 // conversation's home instance keeps it against an idle, faster one. Bounded load keeps a hot conversation from
 // piling onto one instance: a candidate whose load would exceed LoadFactor

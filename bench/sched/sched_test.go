@@ -161,7 +161,10 @@ func runLeg(t *testing.T, w string, n int, l leg) result {
 		wg.Go(func() {
 			for k := range jobs {
 				url, model := target(k)
-				client := openai.NewClient(option.WithBaseURL(url), option.WithAPIKey("bench"), option.WithMaxRetries(0))
+				// llama-server closes the connection after every stream: the
+				// oracle's client opens a new one per request, as modelgate does.
+				client := openai.NewClient(option.WithBaseURL(url), option.WithAPIKey("bench"), option.WithMaxRetries(0),
+					option.WithHTTPClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: l.policy == ""}}))
 				if w == "unique" {
 					msgs := []openai.ChatCompletionMessageParamUnion{
 						openai.SystemMessage(document(10_000+k, *prefixWords)), openai.UserMessage("summarise")}
