@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,6 +236,10 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 	case "/readyz":
 		r.serveReady(ctx)
 	default:
+		if id, ok := strings.CutPrefix(string(ctx.Path()), "/v1/models/"); ok && id != "" {
+			r.serveModelByID(ctx, id)
+			return
+		}
 		if r.isPassthrough(ctx.Path()) {
 			r.servePassthrough(ctx)
 			return
@@ -325,17 +330,48 @@ type modelEntry struct {
 // usable instance that serves the route (metadata.model). With consumers
 // configured it needs a key and lists only the names that key may use.
 func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
+	list, ok := r.visibleModels(ctx)
+	if !ok {
+		return
+	}
+	body, _ := json.Marshal(modelList{Object: "list", Data: list})
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// serveModelByID is GET /v1/models/{id}: the model object of /v1/models
+// with that id, or 404 model_not_found (also for names the consumer may
+// not use, so that a key cannot probe for routes).
+func (r *Router) serveModelByID(ctx *fasthttp.RequestCtx, id string) {
+	list, ok := r.visibleModels(ctx)
+	if !ok {
+		return
+	}
+	for _, m := range list {
+		if m.ID == id {
+			body, _ := json.Marshal(m)
+			ctx.SetContentType("application/json")
+			ctx.SetBody(body)
+			return
+		}
+	}
+	errUnknownModel(id).write(ctx)
+}
+
+// visibleModels is what /v1/models lists for the request's consumer. It
+// writes the error reply and returns false if the method or key is wrong.
+func (r *Router) visibleModels(ctx *fasthttp.RequestCtx) ([]modelEntry, bool) {
 	if !ctx.IsGet() {
 		errMethod.write(ctx)
-		return
+		return nil, false
 	}
 	consumer, aerr := authenticate(ctx, r.cfg.Load().Consumers)
 	if aerr != nil {
 		aerr.write(ctx)
-		return
+		return nil, false
 	}
 	snap := r.pool.Snapshot()
-	list := modelList{Object: "list", Data: []modelEntry{}}
+	list := []modelEntry{}
 	for _, rt := range r.routes.Load().routes {
 		if !hasUsable(snap.Service(rt.serviceKey), rt.names()) {
 			continue
@@ -344,12 +380,10 @@ func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 			if !consumer.allowsName(name) {
 				continue
 			}
-			list.Data = append(list.Data, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
+			list = append(list, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
 		}
 	}
-	body, _ := json.Marshal(list)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
+	return list, true
 }
 
 func hasUsable(svc *discovery.Service, names []string) bool {

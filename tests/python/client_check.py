@@ -224,6 +224,17 @@ class Checks:
             expect(want in ids, f"{want!r} not in models.list(): {ids}")
         return f"{ids}"
 
+    def model_retrieve(self) -> str:
+        m = self.client.models.retrieve(self.args.chat_model)
+        expect(m.id == self.args.chat_model, f"models.retrieve id {m.id!r}, want {self.args.chat_model!r}")
+        expect(m.object == "model", f"object {m.object!r}, want 'model'")
+        try:
+            self.client.models.retrieve("no-such-model-xyz")
+        except openai.NotFoundError as e:
+            expect(e.code == "model_not_found", f"error code {e.code!r}, want 'model_not_found'")
+            return f"{m.id} owned by {m.owned_by}; unknown: NotFoundError {e.code}"
+        raise CheckFailed("models.retrieve of an unknown model succeeded")
+
     def unknown_model(self) -> str:
         try:
             self.client.chat.completions.create(
@@ -264,6 +275,7 @@ def main() -> int:
         ("embeddings", c.embeddings),
         ("embeddings, float", c.embeddings_float),
         ("models.list", c.models),
+        ("models.retrieve, and of an unknown model: NotFoundError", c.model_retrieve),
         ("unknown model: NotFoundError", c.unknown_model),
     ]
     for name, fn in checks:
