@@ -20,9 +20,9 @@ import (
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/health"
 	_ "github.com/modelgate/modelgate/internal/quietinit" // no VictoriaMetrics log line at init
 	"github.com/modelgate/modelgate/scrape"
-	"github.com/modelgate/modelgate/health"
 )
 
 // Router serves the OpenAI API over a pool of instances. Create it with New,
