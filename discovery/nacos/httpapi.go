@@ -46,6 +46,7 @@ type httpAPI struct {
 
 	mu      sync.Mutex
 	next    int // server to try first
+	login   int // index in loginPaths of the login API the servers serve
 	token   string
 	expires time.Time
 }
@@ -263,6 +264,11 @@ func cloneValues(q url.Values) url.Values {
 	return out
 }
 
+// Login APIs: Nacos 3's own first; Nacos 1.x and 2.x have only the older
+// one (Nacos 3 serves it too, but answers a wrong password there with a
+// compatibility error instead of the reason).
+var loginPaths = []string{"/nacos/v3/auth/user/login", "/nacos/v1/auth/users/login"}
+
 // accessToken logs in when Nacos auth is on, and reuses the token for half
 // its lifetime. A login the server refuses is ErrAuth with the server's
 // message; one that could not be sent is a plain error.
@@ -272,28 +278,47 @@ func (r *httpAPI) accessToken(server string) (string, error) {
 	if r.token != "" && time.Now().Before(r.expires) {
 		return r.token, nil
 	}
-	form := url.Values{"username": {r.username}, "password": {r.password}}
-	r.calls.Add(1)
-	resp, err := r.client.Post(r.scheme+"://"+server+"/nacos/v1/auth/login", "application/x-www-form-urlencoded",
-		strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
+	var (
+		status int
+		body   []byte
+		err    error
+	)
+	for i := r.login; i < len(loginPaths); i++ {
+		status, body, err = r.loginOnce(server, loginPaths[i])
+		if err != nil {
+			return "", err
+		}
+		if status != http.StatusNotFound && status != http.StatusGone {
+			r.login = i
+			break
+		}
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode >= 500 {
-		return "", fmt.Errorf("nacos: %s: login: %s: %.200s", server, resp.Status, body)
+	// Nacos 3 answers a wrong password with 500 (its message only where
+	// server.error.include-message is on, as in its distribution's
+	// config): only a gateway's "unavailable" is a failure to reach it.
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return "", fmt.Errorf("nacos: %s: login: status %d: %.200s", server, status, body)
 	}
 	var out struct {
 		AccessToken string `json:"accessToken"`
 		TokenTTL    int64  `json:"tokenTtl"`
 	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &out) != nil || out.AccessToken == "" {
-		return "", fmt.Errorf("%w: %s: login as %q refused: %s: %s", ErrAuth, server, r.username, resp.Status, serverMessage(body))
+	if status != http.StatusOK || json.Unmarshal(body, &out) != nil || out.AccessToken == "" {
+		return "", fmt.Errorf("%w: %s: login as %q refused: status %d: %s", ErrAuth, server, r.username, status, serverMessage(body))
 	}
 	r.token, r.expires = out.AccessToken, time.Now().Add(time.Duration(out.TokenTTL)*time.Second/2)
 	return r.token, nil
+}
+
+func (r *httpAPI) loginOnce(server, path string) (int, []byte, error) {
+	form := url.Values{"username": {r.username}, "password": {r.password}}
+	r.calls.Add(1)
+	resp, err := r.client.Post(r.scheme+"://"+server+path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
 }

@@ -19,7 +19,7 @@ import (
 )
 
 func TestRealNacosRestart(t *testing.T) {
-	srv := nacostest.StartPrivate(t, 28848)
+	srv := nacostest.StartPrivateWith(t)
 	group := uniqueGroup("ITRESTART")
 	key := discovery.ServiceKey(group, "qwen")
 	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", 41021, 1, nil)

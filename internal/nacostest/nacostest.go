@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -45,7 +44,7 @@ func Addr(t testing.TB) string {
 	if addr := os.Getenv("MODELGATE_NACOS_ADDR"); addr != "" {
 		return addr
 	}
-	startOnce.Do(func() { startErr = script("nacos-up.sh", DefaultPort) })
+	startOnce.Do(func() { startErr = script("nacos-up.sh", DefaultPort, "") })
 	if startErr != nil {
 		t.Fatalf("no Nacos for the integration tests: %v", startErr)
 	}
@@ -67,7 +66,8 @@ func DeadAddr(t testing.TB) string {
 
 // Server is a private Nacos server that a test may stop and start.
 type Server struct {
-	Port int
+	Port     int
+	javaOpts string // extra JVM options, space-separated
 }
 
 // StartPrivate starts a Nacos server of the test's own on port and stops it
@@ -76,7 +76,7 @@ func StartPrivate(t testing.TB, port int) *Server {
 	t.Helper()
 	s := &Server{Port: port}
 	s.Start(t)
-	t.Cleanup(func() { _ = script("nacos-down.sh", port) })
+	t.Cleanup(func() { _ = script("nacos-down.sh", port, "") })
 	return s
 }
 
@@ -86,23 +86,27 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // Start starts the server and waits until it is ready.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	if err := script("nacos-up.sh", s.Port); err != nil {
-		t.Fatalf("start Nacos on %d: %v", s.Port, err)
+	// Under heavy load the embedded Derby can fail a start with "Login
+	// timeout exceeded"; another attempt starts.
+	var err error
+	for range 3 {
+		if err = script("nacos-up.sh", s.Port, s.javaOpts); err == nil {
+			return
+		}
 	}
+	t.Fatalf("start Nacos on %d: %v", s.Port, err)
 }
 
 // Stop stops the server.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	if err := script("nacos-down.sh", s.Port); err != nil {
+	if err := script("nacos-down.sh", s.Port, ""); err != nil {
 		t.Fatalf("stop Nacos on %d: %v", s.Port, err)
 	}
 }
 
-func script(name string, port int) error {
-	cmd := exec.Command("bash", filepath.Join(repoRoot(), "scripts", name))
-	cmd.Env = append(os.Environ(), "NACOS_PORT="+strconv.Itoa(port))
-	out, err := cmd.CombinedOutput()
+func script(name string, port int, javaOpts string) error {
+	out, err := scriptCmd(name, port, javaOpts).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %w\n%s", name, err, out)
 	}
