@@ -43,7 +43,7 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 // startUnsynced runs a daemon that may never sync, logging into logs.
 func startUnsynced(t *testing.T, cfg *Config, logs io.Writer) *testDaemon {
 	t.Helper()
-	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Discovery.Nacos.CacheDir = t.TempDir()
 	if err := cfg.normalize(); err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func TestNacosDownRestartServesSnapshot(t *testing.T) {
 	cacheDir := t.TempDir()
 	config := func() *Config {
 		cfg := nacosConfig(srv.Addr(), group, "qwen", "keep")
-		cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Discovery.Nacos.CacheDir = cacheDir
 		if err := cfg.normalize(); err != nil {
 			t.Fatal(err)
