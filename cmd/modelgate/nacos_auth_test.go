@@ -124,9 +124,3 @@ func TestNacosAuthRealServer(t *testing.T) {
 		}
 	})
 }
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
