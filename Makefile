@@ -1,7 +1,8 @@
 # modelgate — the one entry point for building, testing and benchmarking.
 #
 #   make test    vet, gofmt, staticcheck, unit + integration tests with -race
-#                (starts a real Nacos on loopback and stops it afterwards), a short fuzz run
+#                (starts a real Nacos on loopback and stops it afterwards; builds or reuses
+#                llama-server and LiteLLM, which the tests start and stop), a short fuzz run
 #   make demo    run `modelgate demo` (embedded pool of mock models, no Nacos)
 #   make bench   end-to-end figures (bench/, BENCHMARKS.md); make bench-micro: go test -bench
 #   make chaos   faults under load against a real Nacos
@@ -87,8 +88,11 @@ python-env:
 	@scripts/python-env.sh >/dev/null
 
 # Real servers for the integration tests (internal/enginetest), cached per
-# machine under ~/.cache/modelgate: LiteLLM's proxy in a venv.
+# machine under ~/.cache/modelgate: llama.cpp's llama-server built from source
+# with its tiny generated model (~10 min on 2 cores the first time), and
+# LiteLLM's proxy in a venv.
 engines:
+	@scripts/llama-build.sh >/dev/null
 	@scripts/litellm-env.sh >/dev/null
 
 # Debian's headless Chromium, for the status page's browser test.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,5 +209,40 @@ func TestIdleTimeoutMetadataAndConfig(t *testing.T) {
 	cfg := Config{Routes: []Route{{Model: "chat", IdleTimeout: -time.Second}}}
 	if err := cfg.Validate(); err == nil {
 		t.Fatal("a negative idle_timeout was accepted")
+	}
+}
+
+// A server that puts usage on its last chunk with a choice (LiteLLM does)
+// still has it counted, and the field is removed for a client that did not
+// ask for usage.
+func TestUsageOnAChunkWithAChoice(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi there"}}]}`+"\n\n")
+		_, _ = io.WriteString(w, `data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{}}],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}`+"\n\n")
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}}})
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	g.pool.Update(discovery.ServiceKey("", "qwen"), []*discovery.Instance{{Service: "qwen", Host: host, Port: p, Weight: 1, Healthy: true, Enabled: true}})
+	g.synced()
+	resp := g.do("POST", "/v1/chat/completions", `{"model":"chat","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	body := string(resp.Body())
+	if resp.StatusCode() != 200 || strings.Contains(body, "usage") || !strings.Contains(body, `"delta":{}`) || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("%d %s", resp.StatusCode(), body)
+	}
+	if in := g.metric(`modelgate_tokens_total{model="chat",type="input",source="usage"}`); in != 7 {
+		t.Fatalf("input tokens %v, want 7", in)
+	}
+	resp = g.do("POST", "/v1/chat/completions", `{"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"y"}]}`)
+	if !strings.Contains(string(resp.Body()), `"usage"`) {
+		t.Fatalf("usage removed for a client that asked for it: %s", resp.Body())
 	}
 }

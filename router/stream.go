@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidwall/sjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
@@ -94,8 +95,13 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 			x.usage = c.usage
 		}
 		x.outLen += c.content
-		if c.usageOnly && x.stripUsage {
-			continue
+		if c.usage.found && x.stripUsage {
+			if c.usageOnly {
+				continue
+			}
+			// Some servers (LiteLLM) send usage on the last chunk with a
+			// choice rather than on a chunk of its own: drop the field.
+			raw = chunkWithoutUsage(data)
 		}
 		if c.content > 0 && x.ttft == 0 {
 			watchdog.stop()
@@ -181,4 +187,17 @@ func (c *cutter) stop() {
 	c.mu.Lock()
 	c.resp = nil
 	c.mu.Unlock()
+}
+
+// chunkWithoutUsage is the SSE event of a chunk whose usage field the
+// client did not ask for, removed.
+func chunkWithoutUsage(data []byte) []byte {
+	d, err := sjson.DeleteBytes(data, "usage")
+	if err != nil {
+		d = data
+	}
+	out := make([]byte, 0, len(d)+8)
+	out = append(out, "data: "...)
+	out = append(out, d...)
+	return append(out, "\n\n"...)
 }

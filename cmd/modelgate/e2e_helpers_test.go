@@ -113,6 +113,20 @@ func chat(ctx context.Context, c openai.Client, model string) (*openai.ChatCompl
 	})
 }
 
+// modelIDs lists the ids of GET /v1/models.
+func modelIDs(ctx context.Context, t *testing.T, c openai.Client) []string {
+	t.Helper()
+	models, err := c.Models.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range models.Data {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
 // apiStatus returns the HTTP status of an OpenAI API error, or 0.
 func apiStatus(err error) (int, *openai.Error) {
 	var apiErr *openai.Error

@@ -84,14 +84,7 @@ func TestOpenAIGoClientEndToEnd(t *testing.T) {
 		t.Fatalf("embeddings: %v", err)
 	}
 
-	models, err := c.Models.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, m := range models.Data {
-		ids = append(ids, m.ID)
-	}
+	ids := modelIDs(ctx, t, c)
 	if strings.Join(ids, ",") != "chat,embed" {
 		t.Fatalf("models: %v", ids)
 	}

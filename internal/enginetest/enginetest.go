@@ -95,6 +95,10 @@ type LlamaOptions struct {
 	// context shared by the slots (-c; default 16384). Threads is -t
 	// (default 2).
 	Parallel, Context, Threads int
+	// Predict caps the tokens generated for a request that sets no
+	// max_tokens (-n; default 64: a random-weight model seldom stops by
+	// itself).
+	Predict int
 	// Args are appended to the command line.
 	Args []string
 }
@@ -142,7 +146,7 @@ func Llama(t testing.TB, o LlamaOptions) *Server {
 	return start(t, "llama-server "+alias, "/health", 60*time.Second, func(port int) *exec.Cmd {
 		args := []string{
 			"-m", model, "--alias", alias, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-			"-c", def(o.Context, 16384), "-np", def(o.Parallel, 4), "-t", def(o.Threads, 2),
+			"-c", def(o.Context, 16384), "-np", def(o.Parallel, 4), "-t", def(o.Threads, 2), "-n", def(o.Predict, 64),
 			"--metrics", "--slots", "--no-webui",
 		}
 		if o.Embeddings {
@@ -160,25 +164,35 @@ func Llamas(t testing.TB, n int, o LlamaOptions) []*Server {
 	t.Helper()
 	LlamaBuild(t)
 	out := make([]*Server, n)
+	fns := make([]func(testing.TB), n)
+	for i := range fns {
+		fns[i] = func(t testing.TB) { out[i] = Llama(t, o) }
+	}
+	Parallel(t, fns...)
+	return out
+}
+
+// Parallel runs each fn in its own goroutine with a testing.TB whose Fatal
+// stops only that fn, waits for all, and then fails t if any failed: for
+// starting servers side by side (LiteLLM takes tens of seconds to start).
+func Parallel(t testing.TB, fns ...func(t testing.TB)) {
+	t.Helper()
+	msgs := make([]string, len(fns))
 	var wg sync.WaitGroup
-	errs := make([]string, n)
-	for i := range out {
+	for i, fn := range fns {
 		wg.Go(func() {
 			ft := &fatalCatcher{TB: t}
-			func() {
-				defer ft.recover()
-				out[i] = Llama(ft, o)
-			}()
-			errs[i] = ft.msg
+			defer func() { msgs[i] = ft.msg }()
+			defer ft.recover()
+			fn(ft)
 		})
 	}
 	wg.Wait()
-	for _, e := range errs {
-		if e != "" {
-			t.Fatal(e)
+	for _, m := range msgs {
+		if m != "" {
+			t.Fatal(m)
 		}
 	}
-	return out
 }
 
 var liteBin = &onceScript[string]{name: "litellm-env.sh", timeout: 20 * time.Minute,
@@ -383,8 +397,8 @@ func (b *tailBuffer) String() string {
 	return string(b.b)
 }
 
-// fatalCatcher lets Llamas start servers from several goroutines: Fatal
-// there would not stop the test, so it is turned into a message.
+// fatalCatcher lets Parallel start servers from several goroutines, where
+// Fatal must not be called: it is turned into a message.
 type fatalCatcher struct {
 	testing.TB
 	msg string
@@ -397,6 +411,7 @@ func (f *fatalCatcher) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
 	panic(fatalPanic{})
 }
+func (f *fatalCatcher) FailNow() { f.msg = "failed"; panic(fatalPanic{}) }
 func (f *fatalCatcher) recover() {
 	if r := recover(); r != nil {
 		if _, ok := r.(fatalPanic); !ok {

@@ -39,6 +39,7 @@ CHAT_TEMPLATE = (
 )
 
 WORDS = """
+hello model gate chat stream token cache prompt server
 the be to of and a in that have it for not on with he as you do at this but his by
 from they we say her she or an will my one all would there their what so up out if
 about who get which go me when make can like time no just him know take people into
@@ -68,7 +69,7 @@ minute strong special mind behind clear tail produce fact street inch multiply n
 course stay wheel full force blue object decide surface deep moon island foot system
 busy test record boat common gold possible plane stead dry wonder laugh thousand ago
 ran check game shape equate hot miss brought heat snow tire bring yes distant fill
-east paint language among model gate hello chat stream token cache prompt server
+east paint language among
 """.split()
 
 
@@ -98,14 +99,15 @@ def vocab():
         add(c, -1000.0, T.NORMAL)
     for c in chars[1:]:
         add("\u2581" + c, -900.0, T.NORMAL)
-    # Words with and without the leading space marker, and every prefix of
-    # each, shortest first; longer pieces score higher so merges prefer them.
+    # Words with the leading space marker, most common first, each with
+    # every prefix; longer pieces score higher so merges prefer them.
     for w in WORDS:
-        for form in ("\u2581" + w, w):
-            for i in range(2, len(form) + 1):
-                if len(pieces) >= VOCAB_TARGET:
-                    break
-                add(form[:i], float(i) - len(pieces) / 10000.0, T.NORMAL)
+        form = "\u2581" + w
+        new = [form[:i] for i in range(2, len(form) + 1) if form[:i] not in seen]
+        if len(pieces) + len(new) > VOCAB_TARGET:
+            break
+        for piece in new:
+            add(piece, float(len(piece)) - len(pieces) / 10000.0, T.NORMAL)
     return pieces, scores, types
 
 
