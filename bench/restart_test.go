@@ -14,15 +14,10 @@ import (
 	"github.com/modelgate/modelgate/internal/nacostest"
 )
 
-// nacosRestartPort is the private Nacos of this test (it also takes this
-// port + 1000, + 1001 and - 1000); the shared one is on 18848, `make chaos`
-// uses 18888.
-const nacosRestartPort = 28878
-
 // TestChaosNacosRestart runs the `make chaos` scenario that stops and
 // restarts Nacos under load, on a private Nacos.
 func TestChaosNacosRestart(t *testing.T) {
-	srv := nacostest.StartPrivate(t, nacosRestartPort)
+	srv := nacostest.StartPrivateWith(t)
 	start := time.Now()
 	results, err := chaos.Run(chaos.Options{
 		NacosAddr: srv.Addr(), NacosPort: srv.Port, Only: []string{"nacos-restart"},

@@ -1,13 +1,13 @@
 package degrade_test
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/modelgate/modelgate/internal/leaktest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
@@ -15,16 +15,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 // t0 is the start of every test's fake time.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// waitFor yields until cond holds, failing the test after 10 s. It waits
-// for another goroutine to reach a state (queued, timer armed); it is not a
-// sleep standing in for synchronisation.
+// waitFor waits until another goroutine has reached a state (queued, timer
+// armed), failing the test after 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	limit := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(limit) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
+	testkit.Eventually(t, 10*time.Second, what, cond)
 }

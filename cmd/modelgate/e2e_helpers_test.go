@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -147,7 +146,8 @@ func startMock(t *testing.T, name string, cfg mockllm.Config) *mockllm.Server {
 	return s
 }
 
-func uniqueGroup(prefix string) string { return fmt.Sprintf("%s_%d", prefix, rand.Uint32()) }
+// uniqueGroup is the shared test helper.
+var uniqueGroup = testkit.UniqueGroup
 
 func nacosConfig(addr, group, service string, policy string) *Config {
 	return &Config{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -14,11 +13,16 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // These tests run against a real Nacos server (see internal/nacostest).
 
-func uniqueGroup(prefix string) string { return fmt.Sprintf("%s_%d", prefix, rand.Uint32()) }
+// uniqueGroup and eventually are the shared test helpers.
+var (
+	uniqueGroup = testkit.UniqueGroup
+	eventually  = testkit.Eventually
+)
 
 // runWatcher starts a Watcher on a real SDK client and returns its pool.
 func runWatcher(t *testing.T, addr string, opts Options) (*discovery.Pool, *Watcher) {
@@ -57,18 +61,6 @@ func runWatcherOn(t *testing.T, cfg ClientConfig, opts Options) (*discovery.Pool
 		client.Close()
 	})
 	return pool, w
-}
-
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func instances(pool *discovery.Pool, key string) []*discovery.Instance {

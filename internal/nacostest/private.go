@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,29 +13,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // FreePort returns an HTTP port P for a private Nacos such that P, P+1000
 // (SDK gRPC), P+1001 (cluster gRPC) and P-1000 (Raft) are all free now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 200 {
-		p := 21000 + rand.IntN(20000)
-		ok := true
-		for _, q := range []int{p, p + 1000, p + 1001, p - 1000} {
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
-			if err != nil {
-				ok = false
-				break
-			}
-			_ = ln.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free port range for a private Nacos")
-	return 0
+	// Raft binds every interface, so each port is checked there too.
+	return testkit.FreePortSet(t, 21000, 41000, 1000, 1001, -1000)
 }
 
 // AuthOptions are the JVM options that turn Nacos's own auth on for client
