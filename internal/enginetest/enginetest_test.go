@@ -9,7 +9,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/modelgate/modelgate/internal/leaktest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
 func post(t *testing.T, url, body string) (int, []byte) {
 	t.Helper()
