@@ -81,7 +81,7 @@ func (b *Balancer) build(snap *discovery.Snapshot) *state {
 			s.seen = b.gen
 			st.instances = append(st.instances, instanceRef{in, s})
 			if in.Usable() {
-				nodes = append(nodes, node{in: in, st: s, id: id, weight: in.Weight, max: int64(in.MaxConcurrency)})
+				nodes = append(nodes, node{in: in, st: s, id: id, weight: in.Weight, inv: 1 / in.Weight, max: int64(in.MaxConcurrency)})
 			}
 		}
 		u := usable{nodes, newTagIndex(nodes)}

@@ -197,7 +197,7 @@ func (s *engineSelector) Select(c Candidates) int {
 		l := float64(nd.st.load(c.env, now))
 		sumLoad += l
 		sumW += nd.weight
-		load[i] = l / nd.weight
+		load[i] = l * nd.inv
 		if lat := nd.st.ewma.Load(); lat > 0 {
 			minLat = min(minLat, lat)
 		}
@@ -237,7 +237,7 @@ func (s *engineSelector) Select(c Candidates) int {
 		if bestLoad < 0 || score > bestAny {
 			bestLoad, bestAny = i, score
 		}
-		if load[i]+1/c.nodes[i].weight <= capacity &&
+		if load[i]+c.nodes[i].inv <= capacity &&
 			(bestPrefix < 0 || score > bestScore || (score == bestScore && match[i] > bestMatch)) {
 			bestPrefix, bestScore, bestMatch = i, score, match[i]
 		}

@@ -89,8 +89,9 @@ type node struct {
 	st     *stats
 	id     string
 	weight float64
-	max    int64  // max_concurrency; 0 means none
-	mask   uint64 // bits of its tags in its service's tag index
+	inv    float64 // 1/weight
+	max    int64   // max_concurrency; 0 means none
+	mask   uint64  // bits of its tags in its service's tag index
 }
 
 func (n *node) full() bool { return n.max > 0 && n.st.inflight.Load() >= n.max }

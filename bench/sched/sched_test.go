@@ -311,15 +311,19 @@ func loadAvg() string {
 	return "?"
 }
 
-// median of one leg's figure over rounds.
+// median of one leg's figure over rounds (the mean of the middle two for
+// an even count).
 func median(rs []result, f func(result) float64) float64 {
 	var v []float64
 	for _, r := range rs {
 		v = append(v, f(r))
 	}
 	slices.Sort(v)
-	if len(v) == 0 {
+	switch {
+	case len(v) == 0:
 		return 0
+	case len(v)%2 == 0:
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
 	return v[len(v)/2]
 }
@@ -329,7 +333,7 @@ func render(all []result, ns []int, start time.Time, load string) string {
 	fmt.Fprintf(&sb, "### Run of %s UTC\n\n", start.UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&sb, "`make bench-sched` (%d conversations × %d turns of a distinct %d-word document, concurrency %d; %d unique prompts of the same size; %d round(s); llama-servers restarted before every leg) took %s. Machine: %s; load average %s at the start (shared machine: compare legs within a row, not across runs).\n\n",
 		*conversations, *turns, *prefixWords, concurrency, *uniques, *rounds, time.Since(start).Round(time.Second), harness.Machine(), load)
-	sb.WriteString("| workload | servers | leg | TTFT p50 | TTFT p95 | wall | engine cache-hit ratio |\n|---|---|---|---|---|---|---|\n")
+	sb.WriteString("Medians over the rounds; a row per leg, each line of the log per round.\n\n| workload | servers | leg | TTFT p50 | TTFT p95 | wall | engine cache-hit ratio |\n|---|---|---|---|---|---|---|\n")
 	get := func(w string, n int, l string) []result {
 		var out []result
 		for _, r := range all {
@@ -363,7 +367,12 @@ func render(all []result, ns []int, start time.Time, load string) string {
 			}
 		}
 	}
-	sb.WriteString("\n" + strings.Join(verdicts, "\n") + "\n")
+	sb.WriteString("\n" + strings.Join(verdicts, "\n") + "\n\nEvery leg, in the order run:\n\n```\n")
+	for _, r := range all {
+		fmt.Fprintf(&sb, "%-10s n=%d %-6s TTFT p50 %7s p95 %7s  wall %8s  hit %.3f  %d requests, %d failed\n", r.workload, r.n, r.leg,
+			pct(r.ttfts, 50), pct(r.ttfts, 95), r.wall.Round(time.Millisecond), r.hitRatio, r.requests, r.errors)
+	}
+	sb.WriteString("```\n")
 	return sb.String()
 }
 
