@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/modelgate/modelgate/internal/mockllm"
 )
 
@@ -96,6 +98,15 @@ func TestEnginePolicyKeepsConversationsOnTheirCache(t *testing.T) {
 			t.Fatalf("/admin/pool never showed %s's own cache-hit ratio %.3f: %+v", addr, want, findEngine(pool, addr))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	var page fasthttp.RequestCtx
+	g.router.serveStatus(&page)
+	ev := findEngine(pool, addr)
+	for _, want := range []string{`<td class="engine ok"`, fmt.Sprintf("%v waiting, %v running", ev.Waiting, ev.Running),
+		`<td class="cache-hit">` + formatFloat(100*ev.CacheHitRatio, 1) + " %"} {
+		if !strings.Contains(string(page.Response.Body()), want) {
+			t.Errorf("status page lacks %q", want)
+		}
 	}
 	for _, name := range []string{
 		`modelgate_engine_metrics_fresh{service="LLM@@qwen-b",upstream="` + addr + `",engine="vllm"}`,
