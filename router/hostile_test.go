@@ -113,6 +113,8 @@ func bodyCases() []hostileCase {
 		hostileCase{name: "control character in a string", path: "/v1/chat/completions", body: "{\"model\":\"cheap\",\"messages\":[{\"content\":\"a\x01b\"}]}", status: 400, code: "invalid_json"},
 		hostileCase{name: "lone surrogate is decoded, not refused", path: "/v1/chat/completions", body: `{"model":"cheap","user":"\ud800","messages":[{"role":"user","content":"hi"}]}`, status: 200},
 		hostileCase{name: "empty body", path: "/v1/chat/completions", body: ``, status: 400, code: "invalid_json"},
+		hostileCase{name: "8 MiB of [", path: "/v1/chat/completions", body: `{"model":"cheap","x":` + strings.Repeat("[", 8<<20-len(`{"model":"cheap","x":`)), status: 400, code: "invalid_json"},
+		hostileCase{name: "8 MiB of {\"a\":", path: "/v1/embeddings", body: `{"model":"cheap","x":` + strings.Repeat(`{"a":`, (8<<20)/5-10), status: 400, code: "invalid_json"},
 	)
 	return cs
 }
