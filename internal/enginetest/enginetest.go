@@ -11,6 +11,9 @@
 //	lite := enginetest.LiteLLM(t, "mock-a", "mock-b")
 //	resp, _ := http.Get(srv.URL + "/v1/models")
 //
+// Parallel starts several at once (LiteLLM takes a while); Server.Signal
+// freezes and thaws one (SIGSTOP, SIGCONT) for fault tests.
+//
 // The binaries come from the project's scripts, which build or reuse them
 // once per machine: scripts/llama-build.sh (llama-server and the model,
 // cached under ~/.cache/modelgate/llama; ~10 min to build the first time)
@@ -229,7 +232,7 @@ func LiteLLM(t testing.TB, models ...string) *Server {
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return start(t, "litellm", "/health/liveliness", 120*time.Second, func(port int) *exec.Cmd {
+	return start(t, "litellm", "/health/liveliness", 180*time.Second, func(port int) *exec.Cmd {
 		cmd := exec.Command(bin, "--config", path, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--num_workers", "1")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(),
