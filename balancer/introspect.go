@@ -15,7 +15,7 @@ type InstanceStat struct {
 	Version  string        // metadata "version"
 	Weight   float64       // Nacos weight
 	Usable   bool          // healthy, enabled, not draining, weight > 0
-	Breaker  string        // "closed", "open" or "half-open" (open past its timeout)
+	Breaker  BreakerState  // closed, open or half-open (open past its timeout)
 	InFlight int64         // picked and not yet Done
 	EWMA     time.Duration // moving average of time to first token (or latency); 0 before any result
 	Picks    uint64        // picks since the instance joined the pool
@@ -26,6 +26,27 @@ type InstanceStat struct {
 	Engine      EngineLoad
 	EngineFresh bool
 	Health      string // active health: "" (not probed), "up" or "down" (not picked)
+}
+
+// BreakerState is the state of an instance's circuit breaker. Its values
+// are the names the admin API and logs show.
+type BreakerState string
+
+// The breaker states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerOpen     BreakerState = "open"
+	BreakerHalfOpen BreakerState = "half-open" // open past its timeout: probes may go
+)
+
+func breakerState(s gobreaker.State) BreakerState {
+	switch s {
+	case gobreaker.StateOpen:
+		return BreakerOpen
+	case gobreaker.StateHalfOpen:
+		return BreakerHalfOpen
+	}
+	return BreakerClosed
 }
 
 // Instances returns every instance of the pool the balancer last built
@@ -40,7 +61,7 @@ func (b *Balancer) Instances() []InstanceStat {
 		inflight := s.inflight.Load()
 		out[i] = InstanceStat{
 			ID: in.ID(), Service: in.ServiceKey(), Addr: in.Addr(), Version: in.Version,
-			Weight: in.Weight, Usable: in.Usable(), Breaker: s.brk.state().String(),
+			Weight: in.Weight, Usable: in.Usable(), Breaker: breakerState(s.brk.state()),
 			InFlight: inflight, EWMA: time.Duration(s.ewma.Load()),
 			Picks: s.finished.Load() + uint64(max(inflight, 0)), Failures: s.failures.Load(),
 			Health: s.health(),

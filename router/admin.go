@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/balancer"
 )
 
 // AdminHandler serves the admin listener: /metrics, /healthz, /readyz and
@@ -114,7 +116,7 @@ type PoolView struct {
 
 // InstanceStats is the balancer's live state of an instance.
 type InstanceStats struct {
-	Breaker  string
+	Breaker  balancer.BreakerState
 	Health   string
 	InFlight int64
 	EWMA     time.Duration
@@ -149,7 +151,7 @@ func (r *Router) poolView() PoolView {
 			sv.Instances = append(sv.Instances, InstanceView{
 				ID: in.ID(), Addr: in.Addr(), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
 				Usable: in.Usable(), Version: in.Version, Models: in.Models, Tags: in.Tags, Drain: in.Drain,
-				MaxConc: in.MaxConcurrency, Breaker: st.Breaker, Health: st.Health, InFlight: st.InFlight,
+				MaxConc: in.MaxConcurrency, Breaker: string(st.Breaker), Health: st.Health, InFlight: st.InFlight,
 				EWMAms: float64(st.EWMA.Microseconds()) / 1000, Failures: st.Failures, Engine: engines[in.ID()],
 			})
 		}

@@ -241,7 +241,7 @@ func writeBalancer(w io.Writer, b *balancer.Balancer, t *table) {
 	for _, st := range b.Instances() {
 		l := upstreamLabels(st.Service, st.Addr, st.Version)
 		open := uint64(0)
-		if st.Breaker == "open" {
+		if st.Breaker == balancer.BreakerOpen {
 			open = 1
 		}
 		metrics.WriteGaugeUint64(w, "modelgate_breaker_open{"+l+"}", open)
