@@ -2,6 +2,7 @@ package router
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -193,6 +194,9 @@ type Config struct {
 	// Credentials are upstream secrets that instances name in their
 	// cred_ref metadata; each is sent to the instance as a bearer token.
 	Credentials map[string]Credential `yaml:"credentials"`
+	// UpstreamTLS verifies https instances whose credential sets no TLS of
+	// its own. Default: the system roots (or the library's WithUpstreamTLS).
+	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
 	// Health configures the active health checks of instances.
 	Health HealthConfig `yaml:"health"`
 	// AccessLog configures the per-request log line.
@@ -203,6 +207,8 @@ type Config struct {
 	// (stream_options.include_usage) and removes that chunk from the
 	// client's stream. Default true; set false for servers that reject it.
 	InjectUsage *bool `yaml:"inject_usage"`
+
+	upstreamTLS *tls.Config // built from UpstreamTLS; nil: the router's default
 }
 
 // Consumer is one API key holder.
@@ -231,11 +237,16 @@ type CacheConfig = degrade.CacheConfig
 
 // Credential is where an upstream secret is read from: an environment
 // variable or a file. It is read when the config is loaded.
+//
+// A credential may instead (or as well) carry the TLS settings of the
+// https instances that name it; one with TLS alone sends no secret.
 type Credential struct {
-	Env  string `yaml:"env"`
-	File string `yaml:"file"`
+	Env  string      `yaml:"env"`
+	File string      `yaml:"file"`
+	TLS  UpstreamTLS `yaml:"tls"`
 
 	secret string
+	tls    *tls.Config
 }
 
 // HealthConfig configures active health checks: instances whose metadata
@@ -301,6 +312,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.validateConsumers()...)
 	errs = append(errs, c.loadCredentials()...)
+	errs = append(errs, c.loadTLS()...)
 	if em := c.EngineMetrics; em.Interval < 0 || em.Timeout < 0 || em.Stale < 0 || em.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("engine_metrics: interval, timeout, stale and concurrency must not be negative"))
 	}
@@ -431,6 +443,8 @@ func (c *Config) loadCredentials() []error {
 	var errs []error
 	for name, cr := range c.Credentials {
 		switch {
+		case cr.Env == "" && cr.File == "" && cr.TLS.set():
+			continue // TLS settings only
 		case (cr.Env == "") == (cr.File == ""):
 			errs = append(errs, fmt.Errorf("credentials.%s: set env or file", name))
 			continue

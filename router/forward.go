@@ -170,8 +170,14 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			}
 			return false, lastErr
 		}
-		x.attempts++
 		in := picked.Instance
+		if !r.credentialKnown(in) { // never sent: pick another, not an attempt
+			picked.Done(balancer.Result{Canceled: true})
+			breq.Exclude = append(breq.Exclude, in.ID())
+			attempt--
+			continue
+		}
+		x.attempts++
 		x.instance = in.Addr()
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
@@ -182,7 +188,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		req.SetTimeout(min(rt.FirstByteTimeout, rt.Timeout))
 		resp.StreamBody = true
 		start, wall := r.now(), time.Now()
-		err = r.upstreams.get(in, rt.IdleTimeout).Do(req, resp)
+		err = r.upstreams.get(in, rt.IdleTimeout, r.tlsFor(in)).Do(req, resp)
 		fasthttp.ReleaseRequest(req)
 		im := r.meters.instance(in)
 		failed := func(err error, status int) {

@@ -31,6 +31,8 @@ type meters struct {
 	models    map[string]*modelMeters
 	instances map[string]*instanceMeters
 	consumers map[string]*consumerMeters
+
+	unknownCredRef *metrics.Counter // picks of instances naming an unknown credential
 }
 
 type modelMeters struct {
@@ -68,7 +70,8 @@ type consumerMeters struct {
 
 func newMeters(set *metrics.Set) *meters {
 	return &meters{set: set, models: map[string]*modelMeters{},
-		instances: map[string]*instanceMeters{}, consumers: map[string]*consumerMeters{}}
+		instances: map[string]*instanceMeters{}, consumers: map[string]*consumerMeters{},
+		unknownCredRef: set.NewCounter(`modelgate_instance_errors_total{kind="unknown_cred_ref"}`)}
 }
 
 // model returns the handles of a model label, creating them once.

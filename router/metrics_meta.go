@@ -51,6 +51,7 @@ var metricHelp = map[string]metricMeta{
 	"modelgate_canary_share_percent":          {"gauge", "Share of a route's traffic sent to the canary version, in percent."},
 	"modelgate_canary_verdicts_total":         {"counter", "Canary step verdicts by route and result (pass or breach)."},
 	"modelgate_instance_healthy":              {"gauge", "1 while an actively probed upstream instance passes its health checks, 0 while it is out of rotation."},
+	"modelgate_instance_errors_total":         {"counter", "Instances passed over for a metadata error, by kind (unknown_cred_ref: names a credential the config does not hold)."},
 	"modelgate_health_probes_total":           {"counter", "Active health probes sent to upstream instances."},
 	"modelgate_health_probe_failures_total":   {"counter", "Active health probes that failed (no 2xx answer within the timeout)."},
 }

@@ -46,6 +46,9 @@ type Router struct {
 	accessOut *lineWriter // the access log's buffered writer, with WithAccessLogWriter
 	cfg       atomic.Pointer[Config]
 	routes    atomic.Pointer[table]
+	// badCredRefs holds "ID|cred_ref" of the instances already logged for
+	// naming an unknown credential.
+	badCredRefs sync.Map
 }
 
 // Option configures a Router.
@@ -150,6 +153,7 @@ func (r *Router) Balancer() *balancer.Balancer { return r.bal }
 
 // install makes a validated cfg the one in force.
 func (r *Router) install(cfg *Config) {
+	r.warnInsecure(cfg)
 	t := newTable(cfg.Routes)
 	for _, rt := range t.routes {
 		rt.meters = r.meters.model(rt.Model)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,7 +21,7 @@ import (
 // the clients of instances that left the pool.
 type upstreams struct {
 	mu             sync.Mutex
-	clients        atomic.Pointer[map[string]*upstreamClient]
+	clients        atomic.Pointer[map[clientID]*upstreamClient]
 	connectTimeout time.Duration
 	tlsConfig      *tls.Config
 	dialer         func(addr string) (net.Conn, error) // nil: TCP
@@ -32,6 +31,14 @@ type upstreams struct {
 	onReconnect func(in *discovery.Instance)
 }
 
+// clientID names one client: an instance, an idle timeout and a TLS
+// configuration.
+type clientID struct {
+	base string
+	idle time.Duration
+	tls  *tls.Config
+}
+
 type upstreamClient struct {
 	*fasthttp.HostClient
 	base string // clientKey of the instance, for prune
@@ -39,7 +46,7 @@ type upstreamClient struct {
 
 func newUpstreams(connectTimeout time.Duration, maxConns int, tlsConfig *tls.Config) *upstreams {
 	u := &upstreams{connectTimeout: connectTimeout, maxConns: maxConns, tlsConfig: tlsConfig}
-	u.clients.Store(&map[string]*upstreamClient{})
+	u.clients.Store(&map[clientID]*upstreamClient{})
 	return u
 }
 
@@ -55,7 +62,10 @@ func clientKey(in *discovery.Instance) string {
 // idle_timeout when its metadata sets one: before the server closes them
 // (uvicorn, under vLLM, SGLang and LiteLLM, closes idle connections after
 // 5 s), so that a request is not sent on a connection the server is closing.
-func (u *upstreams) get(in *discovery.Instance, idle time.Duration) *fasthttp.HostClient {
+//
+// tlsc verifies an https instance; nil means the router's default. A client
+// is kept per configuration, so that a reload with another CA takes effect.
+func (u *upstreams) get(in *discovery.Instance, idle time.Duration, tlsc *tls.Config) *fasthttp.HostClient {
 	if in.IdleTimeout > 0 {
 		idle = in.IdleTimeout
 	}
@@ -63,7 +73,12 @@ func (u *upstreams) get(in *discovery.Instance, idle time.Duration) *fasthttp.Ho
 		idle = defaultIdleTimeout
 	}
 	base := clientKey(in)
-	key := base + "|" + strconv.FormatInt(int64(idle), 10)
+	if in.Scheme != "https" {
+		tlsc = nil
+	} else if tlsc == nil {
+		tlsc = u.tlsConfig
+	}
+	key := clientID{base, idle, tlsc}
 	if uc, ok := (*u.clients.Load())[key]; ok {
 		return uc.HostClient
 	}
@@ -77,7 +92,7 @@ func (u *upstreams) get(in *discovery.Instance, idle time.Duration) *fasthttp.Ho
 		Addr:                in.Addr(),
 		Name:                "modelgate",
 		IsTLS:               in.Scheme == "https",
-		TLSConfig:           u.tlsConfig,
+		TLSConfig:           tlsc,
 		DialTimeout:         u.dial,
 		MaxIdleConnDuration: idle,
 		// One connection per request in flight, streams included: allow
@@ -151,7 +166,7 @@ func (u *upstreams) prune(snap *discovery.Snapshot) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	cur := *u.clients.Load()
-	next := make(map[string]*upstreamClient, len(live))
+	next := make(map[clientID]*upstreamClient, len(live))
 	for k, uc := range cur {
 		if live[uc.base] {
 			next[k] = uc
