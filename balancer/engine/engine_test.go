@@ -257,7 +257,10 @@ func TestHomeOutweighsALittleLoadAndLatency(t *testing.T) {
 		other = lbtest.ID(2)
 	}
 	for range 8 { // the other instance answers fast
-		p, _ := b.Pick(&balancer.Request{Route: "chat", Exclude: []string{home}})
+		p, err := b.Pick(&balancer.Request{Route: "chat", Exclude: []string{home}})
+		if err != nil || p.Instance.ID() != other {
+			t.Fatalf("pick excluding %s: %v %v", home, p.Instance, err)
+		}
 		p.Done(balancer.Result{Status: 200, TTFT: 50 * time.Millisecond})
 	}
 	b.SetEngineLoad(home, balancer.EngineLoad{Running: 2})
