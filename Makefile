@@ -19,7 +19,7 @@ export BENCH_SECONDS
 export NACOS_PORT
 export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 
-.PHONY: bench-sched
+.PHONY: redis bench-sched
 # Engine-aware scheduling on real llama.cpp servers: p2c vs policy engine vs an
 # affinity oracle, multi-turn and unique prompts, 2 and 3 servers (bench/sched;
 # writes BENCHMARKS.md). Flags: make bench-sched SCHED_ARGS='-rounds 2 -instances 2'.
@@ -51,7 +51,7 @@ check:
 # Tests of Nacos restarts are built without -race (the SDK races with itself
 # on reconnect: docs/decisions/0002-nacos-restart-tests-without-race.md) and run
 # in a second pass; so is the allocation test (-race changes allocation counts).
-unit: python-env chromium prometheus wrk engines
+unit: python-env chromium prometheus wrk engines redis
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
 	$(GO) test -count=1 -run '^TestProxyAllocs$$' ./router/
@@ -98,6 +98,11 @@ engines:
 # Debian's headless Chromium, for the status page's browser test.
 chromium:
 	@scripts/chromium.sh >/dev/null
+
+# Debian's redis-server, for the shared-store tests (each test runs its own
+# on a free loopback port and stops it when it ends: internal/redistest).
+redis:
+	@scripts/redis.sh >/dev/null
 
 # Debian's prometheus and promtool, for the metrics and dashboard tests.
 prometheus:

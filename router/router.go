@@ -36,6 +36,7 @@ type Router struct {
 	scraper   *scrape.Scraper    // engine metrics into bal; nil with WithPicker
 	prober    *health.Prober     // active health checks into bal; nil with WithPicker or disabled
 	balOpts   []balancer.Option
+	gateOpts  []degrade.Option
 	log       zerolog.Logger
 	now       func() time.Time
 	upstreams *upstreams
@@ -56,6 +57,12 @@ type Option func(*Router)
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(r *Router) { r.log = l } }
+
+// WithGateOptions passes options to the degradation gate, such as shared
+// quota and cache stores (degrade.WithQuotaStore, degrade.WithCacheStore).
+func WithGateOptions(opts ...degrade.Option) Option {
+	return func(r *Router) { r.gateOpts = append(r.gateOpts, opts...) }
+}
 
 // WithPicker replaces the default balancer (balancer.New over the routes)
 // with p. A custom picker gets each route's name in Request.Route and only
@@ -129,7 +136,7 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 	if r.bal != nil {
 		fleet = r.bal
 	}
-	gate, err := degrade.NewGate(fleet, gateConfig(&cfg), degrade.WithLogger(r.log))
+	gate, err := degrade.NewGate(fleet, gateConfig(&cfg), append([]degrade.Option{degrade.WithLogger(r.log)}, r.gateOpts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,13 @@ func adminDo(t *testing.T, d *testDaemon, method, path string, headers ...string
 
 func staticDaemon(t *testing.T, cfg *Config, mocks ...*mockllm.Server) *testDaemon {
 	t.Helper()
+	staticPool(t, cfg, mocks)
+	return startDaemon(t, cfg)
+}
+
+// staticPool points cfg at a static pool file of mocks.
+func staticPool(t *testing.T, cfg *Config, mocks []*mockllm.Server) {
+	t.Helper()
 	pool := "instances:\n"
 	for _, m := range mocks {
 		pool += "  - {service: " + m.Config().Name + ", addr: '" + m.Addr() + "'}\n"
@@ -41,7 +48,6 @@ func staticDaemon(t *testing.T, cfg *Config, mocks ...*mockllm.Server) *testDaem
 	path := filepath.Join(t.TempDir(), "pool.yaml")
 	write(t, path, pool)
 	cfg.Discovery.Static = path
-	return startDaemon(t, cfg)
 }
 
 func sha256Hex(s string) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/modelgate/modelgate/degrade/redisstore"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/discovery/nacos"
 	"github.com/modelgate/modelgate/router"
@@ -40,7 +41,10 @@ type Config struct {
 	// upstream gateway can discover modelgate replicas; it deregisters on
 	// shutdown, before draining.
 	Register *RegisterConfig `yaml:"register"`
-	Router   router.Config   `yaml:",inline"`
+	// Redis, when set, holds the consumer quotas and the reply cache that
+	// several replicas share.
+	Redis  *RedisConfig  `yaml:"redis"`
+	Router router.Config `yaml:",inline"`
 }
 
 // AdminConfig is the admin listener. In YAML it is a mapping, or just the
@@ -110,6 +114,20 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// RedisConfig is the shared store of quotas and cached replies.
+type RedisConfig struct {
+	Addr     string        `yaml:"addr"` // "host:port"; required
+	Username string        `yaml:"username"`
+	Password string        `yaml:"password"`
+	DB       int           `yaml:"db"`
+	Timeout  time.Duration `yaml:"timeout"` // per call; default 50ms
+	// QuotaFallback is what quotas do while Redis does not answer: local
+	// (per-process buckets, the default), open (admit) or closed (refuse).
+	QuotaFallback string `yaml:"quota_fallback"`
+	Quotas        *bool  `yaml:"quotas"` // share consumer quotas; default true
+	Cache         *bool  `yaml:"cache"`  // share the reply cache; default true
 }
 
 // RegisterConfig is how the daemon registers itself in Nacos.
@@ -388,6 +406,16 @@ func (c *Config) normalize() error {
 		}
 		if r.Weight == 0 {
 			r.Weight = 1
+		}
+	}
+	if r := c.Redis; r != nil {
+		if r.Addr == "" {
+			errs = append(errs, errors.New("redis.addr: required"))
+		}
+		switch redisstore.Fallback(r.QuotaFallback) {
+		case "", redisstore.FallbackLocal, redisstore.FallbackOpen, redisstore.FallbackClosed:
+		default:
+			errs = append(errs, fmt.Errorf("redis.quota_fallback: %q, want local, open or closed", r.QuotaFallback))
 		}
 	}
 	if cs := c.ConfigSource; cs != nil {

@@ -33,6 +33,9 @@ func TestConfigErrors(t *testing.T) {
 		{"route without model", "discovery: {static: a.yaml}\nroutes: [{service: x}]\n", "routes[0].model"},
 		{"duplicate name", "discovery: {static: a.yaml}\nroutes: [{model: a}, {model: b, aliases: [a]}]\n", "already used"},
 		{"bad retries", "discovery: {static: a.yaml}\nroutes: [{model: a, retries: -1}]\n", "retries"},
+		{"redis without addr", "discovery: {static: a.yaml}\nredis: {db: 1}\n", "redis.addr: required"},
+		{"redis fallback", "discovery: {static: a.yaml}\nredis: {addr: 'h:1', quota_fallback: maybe}\n", "redis.quota_fallback"},
+		{"nacos access key alone", "discovery: {nacos: {servers: ['h:1'], access_key: ak}}\n", "set both or neither"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,7 +51,13 @@ func startDaemon(t *testing.T, cfg *Config) *testDaemon {
 // returns it with the function that stops it and returns run's error.
 func runDaemon(t *testing.T, cfg *Config, path string, raw []byte) (*testDaemon, func() error) {
 	t.Helper()
-	d, err := newDaemon(cfg, path, raw, nil, zerolog.Nop())
+	return runDaemonLog(t, cfg, path, raw, zerolog.Nop())
+}
+
+// runDaemonLog is runDaemon with a logger.
+func runDaemonLog(t *testing.T, cfg *Config, path string, raw []byte, log zerolog.Logger) (*testDaemon, func() error) {
+	t.Helper()
+	d, err := newDaemon(cfg, path, raw, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

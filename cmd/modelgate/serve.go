@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/degrade"
+	"github.com/modelgate/modelgate/degrade/redisstore"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/discovery/nacos"
 	"github.com/modelgate/modelgate/discovery/static"
@@ -67,7 +70,7 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 	}
 	d.source = src
 	rt, err := router.New(d.pool, cfg.Router, router.WithLogger(log), router.WithBalancerOptions(balancer.WithLogger(log)),
-		router.WithMetrics(d.metrics), router.WithAccessLogWriter(os.Stdout))
+		router.WithMetrics(d.metrics), router.WithAccessLogWriter(os.Stdout), router.WithGateOptions(d.sharedStores(cfg)...))
 	if err != nil {
 		d.close()
 		return nil, err
@@ -104,6 +107,34 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	return d, nil
+}
+
+// sharedStores returns the gate options that put quotas and the reply
+// cache in Redis, when the config names one.
+func (d *daemon) sharedStores(cfg *Config) []degrade.Option {
+	r := cfg.Redis
+	if r == nil {
+		return nil
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 50 * time.Millisecond
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB,
+		DialTimeout: time.Second, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1})
+	d.closers = append(d.closers, func() { _ = rdb.Close() })
+	var opts []degrade.Option
+	if r.Quotas == nil || *r.Quotas {
+		q, _ := redisstore.NewQuota(rdb, redisstore.QuotaOptions{Timeout: timeout, Fallback: redisstore.Fallback(r.QuotaFallback),
+			Logger: d.log, Metrics: d.metrics}) // the fallback was validated with the config
+		opts = append(opts, degrade.WithQuotaStore(q))
+	}
+	if r.Cache == nil || *r.Cache {
+		cc := cfg.Router.Degrade.Cache
+		opts = append(opts, degrade.WithCacheStore(redisstore.NewCache(rdb, redisstore.CacheOptions{Timeout: timeout,
+			FreshTTL: cc.FreshTTL, StaleTTL: cc.StaleTTL, Logger: d.log, Metrics: d.metrics})))
+	}
+	return opts
 }
 
 func nacosClientConfig(n *NacosConfig) nacos.ClientConfig {

@@ -98,8 +98,8 @@ func decode(b []byte) (replycache.Entry, error) {
 }
 
 // Get implements replycache.Store.
-func (c *Cache) Get(ctx context.Context, key [32]byte, now time.Time) (replycache.Entry, bool, bool) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+func (c *Cache) Get(_ context.Context, key [32]byte, now time.Time) (replycache.Entry, bool, bool) {
+	ctx, cancel := callContext(c.opts.Timeout)
 	defer cancel()
 	b, err := c.rdb.Get(ctx, c.key(key)).Bytes()
 	switch {
@@ -123,11 +123,11 @@ func (c *Cache) Get(ctx context.Context, key [32]byte, now time.Time) (replycach
 }
 
 // Set implements replycache.Store.
-func (c *Cache) Set(ctx context.Context, key [32]byte, e replycache.Entry) {
+func (c *Cache) Set(_ context.Context, key [32]byte, e replycache.Entry) {
 	if e.Stored.IsZero() || len(e.Body)+len(e.ContentType) > c.opts.MaxEntryBytes || len(e.ContentType) > 0xffff {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	ctx, cancel := callContext(c.opts.Timeout)
 	defer cancel()
 	ttl := c.opts.StaleTTL - time.Since(e.Stored)
 	if ttl <= 0 {

@@ -1,7 +1,9 @@
 package redisstore
 
 import (
+	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
@@ -45,4 +47,12 @@ func (h *health) ok() {
 	if h.down.Load() && h.down.Swap(false) {
 		h.log.Info().Str("store", h.what).Msg("redis answers again: shared state resumed")
 	}
+}
+
+// callContext bounds one Redis call by its own timeout. The caller's
+// context is not used: the router passes a fasthttp RequestCtx, which must
+// not be touched once its handler has returned, and a derived context
+// would watch it from another goroutine.
+func callContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), timeout)
 }

@@ -135,8 +135,8 @@ return 0
 
 // Take implements quota.Store. now is used only by the fallback: Redis
 // refills by its own clock, the same for every replica.
-func (q *Quota) Take(ctx context.Context, consumer string, lim quota.Limits, tokens int, now time.Time) (time.Duration, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, q.opts.Timeout)
+func (q *Quota) Take(_ context.Context, consumer string, lim quota.Limits, tokens int, now time.Time) (time.Duration, bool, error) {
+	ctx, cancel := callContext(q.opts.Timeout)
 	defer cancel()
 	ms, err := takeScript.Run(ctx, q.rdb, []string{q.opts.Prefix + consumer}, lim.RPM, lim.TPM, tokens).Int64()
 	if err != nil {
@@ -158,8 +158,8 @@ func (q *Quota) Take(ctx context.Context, consumer string, lim quota.Limits, tok
 
 // Give implements quota.Store. While Redis is down it settles with the
 // fallback's buckets.
-func (q *Quota) Give(ctx context.Context, consumer string, lim quota.Limits, requests, tokens int) error {
-	ctx, cancel := context.WithTimeout(ctx, q.opts.Timeout)
+func (q *Quota) Give(_ context.Context, consumer string, lim quota.Limits, requests, tokens int) error {
+	ctx, cancel := callContext(q.opts.Timeout)
 	defer cancel()
 	if err := giveScript.Run(ctx, q.rdb, []string{q.opts.Prefix + consumer}, lim.RPM, lim.TPM, requests, tokens).Err(); err != nil {
 		q.health.failed(err)
