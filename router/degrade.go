@@ -130,6 +130,7 @@ func (r *Router) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e replycache
 	if !e.Stream {
 		ctx.SetBody(e.Body)
 		x.usage = usageFromJSON(e.Body)
+		x.bytesOut = len(e.Body)
 		r.finish(x, r.now())
 		return
 	}
@@ -151,6 +152,7 @@ func (r *Router) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e replycache
 		out = append(out, raw...)
 	}
 	ctx.SetBody(out)
+	x.bytesOut = len(out)
 	r.finish(x, r.now())
 }
 

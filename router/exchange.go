@@ -27,8 +27,12 @@ type exchange struct {
 	consumer  *Consumer
 	requestID string
 	instance  string
-	status    int
-	stream    bool
+	service   string // the pool key of the instance last tried
+	// The request's head, copied for the access log.
+	method, path, clientIP, userAgent string
+	bytesIn, bytesOut                 int
+	status                            int
+	stream                            bool
 	// stripUsage: usage was asked upstream for accounting only, so the
 	// usage-only chunk is not passed to the client.
 	stripUsage bool
@@ -99,10 +103,15 @@ func (r *Router) logAccess(x *exchange, end time.Time) {
 	if cfg.Disabled || (x.status < 400 && cfg.Sample < 1 && rand.Float64() >= cfg.Sample) {
 		return
 	}
+	// 5xx are the gateway's or an instance's failures; 4xx are the
+	// client's mistakes, logged at debug so that they do not read as ours.
 	var ev *zerolog.Event
-	if x.status >= 500 {
+	switch {
+	case x.status >= 500:
 		ev = r.access.Warn()
-	} else {
+	case x.status >= 400:
+		ev = r.access.Debug()
+	default:
 		ev = r.access.Info()
 	}
 	route, consumer := "", ""
@@ -121,7 +130,9 @@ func (r *Router) logAccess(x *exchange, end time.Time) {
 	}
 	degraded := x.degraded
 	ev.Str("api", x.api).Str("model", x.model).Str("route", route).Str("consumer", consumer).
-		Str("request_id", x.requestID).Str("instance", x.instance).Int("status", x.status).
+		Str("request_id", x.requestID).Str("instance", x.instance).Str("service", x.service).Int("status", x.status).
+		Str("method", x.method).Str("path", x.path).Str("client_ip", x.clientIP).Str("user_agent", x.userAgent).
+		Int("bytes_in", x.bytesIn).Int("bytes_out", x.bytesOut).
 		Str("response_type", respType).Int("input_token", x.usage.input).Int("output_token", x.usage.output).
 		Str("token_source", source).
 		Int64("llm_first_token_duration", x.ttft.Milliseconds()).

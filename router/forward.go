@@ -26,6 +26,9 @@ const tagsHeader = "X-Modelgate-Tags"
 func (r *Router) begin(ctx *fasthttp.RequestCtx, api string) (*exchange, *Config) {
 	x := newExchange(r.now())
 	x.api = api
+	x.method, x.path = string(ctx.Method()), string(ctx.Path())
+	x.clientIP, x.userAgent = ctx.RemoteIP().String(), string(ctx.UserAgent())
+	x.bytesIn = len(ctx.Request.Body())
 	if id := ctx.Request.Header.Peek(requestIDHeader); len(id) > 0 && len(id) <= 128 {
 		x.requestID = string(id)
 	} else {
@@ -43,6 +46,7 @@ func (r *Router) fail(ctx *fasthttp.RequestCtx, x *exchange, e *apiError) {
 		ctx.Response.Header.Set(degradedHeader, x.degraded)
 	}
 	x.status, x.errMsg = e.status, e.message
+	x.bytesOut = len(ctx.Response.Body())
 	r.finish(x, r.now())
 }
 
@@ -178,7 +182,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			continue
 		}
 		x.attempts++
-		x.instance = in.Addr()
+		x.instance, x.service = in.Addr(), in.ServiceKey()
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
 		r.buildUpstream(ctx, req, in, upBody, x.requestID, x.api != "passthrough")
@@ -249,6 +253,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			res.Err = errStatus
 		}
 		picked.Done(res)
+		x.bytesOut = len(ctx.Response.Body())
 		r.finish(x, r.now())
 		return true, nil
 	}

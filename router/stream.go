@@ -83,7 +83,8 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 			if storable && x.status == 200 {
 				x.reply, x.replyType = x.capture, "text/event-stream" // stored when the exchange is settled
 			}
-			_, _ = w.Write(raw)
+			n, _ := w.Write(raw)
+			x.bytesOut += n
 			if err := w.Flush(); err != nil {
 				res.Err = clientGone(err)
 			}
@@ -107,7 +108,9 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 			watchdog.stop()
 			x.ttft = r.now().Sub(x.start)
 		}
-		_, err = w.Write(raw)
+		var n int
+		n, err = w.Write(raw)
+		x.bytesOut += n
 		if err == nil {
 			if err = w.Flush(); err == nil {
 				continue

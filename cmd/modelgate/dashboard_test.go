@@ -65,8 +65,10 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	// Load: bounded in time and count, on loopback.
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 	defer cancel()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
 	c := openai.NewClient(option.WithBaseURL("http://"+d.api+"/v1/"), option.WithAPIKey("sk-dash"),
-		option.WithMaxRetries(0), option.WithRequestTimeout(10*time.Second))
+		option.WithMaxRetries(0), option.WithRequestTimeout(10*time.Second), option.WithHTTPClient(&http.Client{Transport: tr}))
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
