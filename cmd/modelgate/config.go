@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/modelgate/modelgate/degrade/redisstore"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/discovery/nacos"
+	"github.com/modelgate/modelgate/discovery/static"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -360,6 +363,8 @@ func (c *Config) normalize() error {
 	switch {
 	case d.Nacos != nil && d.Static != "":
 		errs = append(errs, errors.New("discovery: set nacos or static, not both"))
+	case d.Static != "":
+		errs = append(errs, staticCredRefs(d.Static, c.Router.Credentials)...)
 	case d.Nacos != nil:
 		n := d.Nacos
 		if len(n.Servers) == 0 {
@@ -434,4 +439,30 @@ func (c *Config) normalize() error {
 		}
 	}
 	return errors.Join(append(errs, c.Router.Validate())...)
+}
+
+// staticCredRefs checks that every instance of the static pool file at
+// path names, in metadata cred_ref, a configured credential: a static pool
+// is config, so a dangling name is a mistake found by check and reload (an
+// unreadable file is left to the pool source, which reports it).
+func staticCredRefs(path string, creds map[string]router.Credential) []error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	pool, err := static.Parse(data)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	for _, key := range slices.Sorted(maps.Keys(pool)) {
+		for _, in := range pool[key] {
+			if ref := in.Metadata[discovery.MetaCredRef]; ref != "" {
+				if _, ok := creds[ref]; !ok {
+					errs = append(errs, fmt.Errorf("discovery.static: %s: instance %s of %s: cred_ref %q names no credential", path, net.JoinHostPort(in.Host, strconv.Itoa(in.Port)), key, ref))
+				}
+			}
+		}
+	}
+	return errs
 }

@@ -69,3 +69,22 @@ func TestCheckReportsEveryMistakeWithItsLine(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticUnknownCredRef: a static pool whose instance names a
+// credential the config lacks is a config error (check, reload); naming one
+// it holds is not.
+func TestStaticUnknownCredRef(t *testing.T) {
+	dir := t.TempDir()
+	pool := filepath.Join(dir, "pool.yaml")
+	if err := os.WriteFile(pool, []byte("instances:\n  - {service: chat, addr: 127.0.0.1:9, metadata: {cred_ref: vendor}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MG_TEST_VENDOR_KEY", "k")
+	doc := "discovery: {static: " + pool + "}\n"
+	if _, err := parseConfig([]byte(doc)); err == nil || !strings.Contains(err.Error(), `cred_ref "vendor" names no credential`) {
+		t.Fatalf("unknown cred_ref: %v", err)
+	}
+	if _, err := parseConfig([]byte(doc + "credentials: {vendor: {env: MG_TEST_VENDOR_KEY}}\n")); err != nil {
+		t.Fatalf("known cred_ref: %v", err)
+	}
+}
