@@ -28,12 +28,12 @@ func TestQuotaHoldsWithoutMaxTokens(t *testing.T) {
 	)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var fake atomic.Int64 // nanoseconds since t0
-	now := func() time.Time { return t0.Add(time.Duration(fake.Load())) }
+	clk := testClock{now: func() time.Time { return t0.Add(time.Duration(fake.Load())) }}
 	key := "sk-quota-32"
 	g := newGateway(t, Config{
 		Routes:    []Route{{Model: "chat", Service: "qwen"}},
 		Consumers: []Consumer{{Name: "team", KeySHA256: sha256Hex(key), TPM: tpm}},
-	}, WithClock(now))
+	}, WithClock(clk))
 	g.mocks("qwen", 2, mockllm.Config{ReplyWords: 600}, nil)
 
 	stop := make(chan struct{})
@@ -94,3 +94,10 @@ func TestQuotaHoldsWithoutMaxTokens(t *testing.T) {
 		t.Fatalf("admitted %d real tokens in %v at tpm %d, over the bucket's bound %d + one request %d", got, span, tpm, bound, largest.Load())
 	}
 }
+
+// testClock reads a test's own time; its timers run on the wall clock.
+type testClock struct{ now func() time.Time }
+
+func (c testClock) Now() time.Time { return c.now() }
+
+func (c testClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }

@@ -39,6 +39,7 @@ type Router struct {
 	gateOpts  []degrade.Option
 	log       zerolog.Logger
 	now       func() time.Time
+	clock     degrade.Clock // nil: the wall clock
 	upstreams *upstreams
 	meters    *meters
 	rates     rates
@@ -95,8 +96,11 @@ func WithAccessLogWriter(out io.Writer) Option {
 	}
 }
 
-// WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = now } }
+// WithClock sets the clock of the whole router (default the wall clock):
+// request times, the default balancer's breakers, and the degrade gate's
+// ticks, queue deadlines, signal windows and quota refills. Tests drive
+// them all with one fake clock. It must be safe for concurrent use.
+func WithClock(clk degrade.Clock) Option { return func(r *Router) { r.clock, r.now = clk, clk.Now } }
 
 // WithUpstreamTLS sets the TLS configuration for instances with scheme
 // https (default: the system roots).
@@ -121,6 +125,11 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 		o(r)
 	}
 	r.upstreams.onReconnect = func(in *discovery.Instance) { r.meters.instance(in).reconnects().Inc() }
+	gateOpts := []degrade.Option{degrade.WithLogger(r.log)}
+	if r.clock != nil {
+		r.balOpts = append([]balancer.Option{balancer.WithClock(r.clock.Now)}, r.balOpts...)
+		gateOpts = append(gateOpts, degrade.WithClock(r.clock))
+	}
 	if r.picker == nil {
 		r.bal = balancer.New(pool, balancerRoutes(cfg.Routes), append([]balancer.Option{
 			balancer.WithEngineStale(cfg.EngineMetrics.Stale), balancer.WithHealthFailures(cfg.Health.Failures)}, r.balOpts...)...)
@@ -136,7 +145,7 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 	if r.bal != nil {
 		fleet = r.bal
 	}
-	gate, err := degrade.NewGate(fleet, gateConfig(&cfg), append([]degrade.Option{degrade.WithLogger(r.log)}, r.gateOpts...)...)
+	gate, err := degrade.NewGate(fleet, gateConfig(&cfg), append(gateOpts, r.gateOpts...)...)
 	if err != nil {
 		return nil, err
 	}
