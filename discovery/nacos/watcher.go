@@ -184,14 +184,14 @@ func (w *Watcher) Run(ctx context.Context, pool *discovery.Pool) error {
 
 	list := time.NewTimer(w.jitter(w.opts.ListInterval, 0.1))
 	defer list.Stop()
-	recon := time.NewTimer(w.reconcileDelay())
-	defer recon.Stop()
 	snap := time.NewTicker(w.opts.SnapshotEvery)
 	defer snap.Stop()
 
 	if err := w.list(); err != nil && !errors.Is(err, ErrAuth) {
 		w.loadSnapshot()
 	}
+	recon := time.NewTimer(w.reconcileDelay()) // paced by the services just listed
+	defer recon.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -220,8 +220,8 @@ func (w *Watcher) reconcileDelay() time.Duration {
 	w.mu.Lock()
 	n := len(w.svcs)
 	w.mu.Unlock()
-	if n == 0 {
-		return w.jitter(w.opts.ReconcileInterval, 0.2)
+	if n == 0 { // look again soon: services may be known by then
+		return w.jitter(w.opts.ListInterval, 0.2)
 	}
 	d := max(w.opts.ReconcileInterval/time.Duration(n), time.Duration(float64(time.Second)/w.opts.ReconcileRate))
 	return w.jitter(d, 0.2)
