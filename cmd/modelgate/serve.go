@@ -185,7 +185,8 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { errc <- d.admin.Serve(d.adminLn) })
 	wg.Go(func() { d.watchConfig(bg) })
 	wg.Go(func() { d.runNacosConfig(bg) })
-	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).Msg("modelgate serving")
+	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).
+		Str("version", versionString()).Int("routes", len(d.cfg.Router.Routes)).Msg("modelgate serving")
 	if d.cfg.Register != nil && d.naming != nil {
 		self, err := register(d.naming, d.cfg.Register, d.apiLn.Addr())
 		if err != nil {
@@ -209,6 +210,8 @@ func (d *daemon) run(ctx context.Context) error {
 			d.log.Warn().Err(err).Msg("nacos deregistration failed")
 		}
 	}
+	drainStart := time.Now()
+	d.log.Info().Dur("grace", shutdownGrace).Msg("draining: listeners closed, in-flight requests and streams may finish")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if serr := d.api.ShutdownWithContext(sctx); serr != nil {
@@ -217,6 +220,7 @@ func (d *daemon) run(ctx context.Context) error {
 	_ = d.admin.ShutdownWithContext(sctx)
 	stopBg()
 	wg.Wait()
+	d.log.Info().Dur("drained_in", time.Since(drainStart)).Msg("modelgate stopped")
 	return err
 }
 
