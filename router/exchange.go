@@ -4,6 +4,7 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -29,10 +30,11 @@ type exchange struct {
 	instance  string
 	service   string // the pool key of the instance last tried
 	// The request's head, copied for the access log.
-	method, path, clientIP, userAgent string
-	bytesIn, bytesOut                 int
-	status                            int
-	stream                            bool
+	method, path, userAgent string
+	clientIP                netip.Addr // formatted only when the line is logged
+	bytesIn, bytesOut       int
+	status                  int
+	stream                  bool
 	// stripUsage: usage was asked upstream for accounting only, so the
 	// usage-only chunk is not passed to the client.
 	stripUsage bool
@@ -131,7 +133,7 @@ func (r *Router) logAccess(x *exchange, end time.Time) {
 	degraded := x.degraded
 	ev.Str("api", x.api).Str("model", x.model).Str("route", route).Str("consumer", consumer).
 		Str("request_id", x.requestID).Str("instance", x.instance).Str("service", x.service).Int("status", x.status).
-		Str("method", x.method).Str("path", x.path).Str("client_ip", x.clientIP).Str("user_agent", x.userAgent).
+		Str("method", x.method).Str("path", x.path).Str("client_ip", ipString(x.clientIP)).Str("user_agent", x.userAgent).
 		Int("bytes_in", x.bytesIn).Int("bytes_out", x.bytesOut).
 		Str("response_type", respType).Int("input_token", x.usage.input).Int("output_token", x.usage.output).
 		Str("token_source", source).
@@ -159,4 +161,22 @@ func (r *Router) settle(x *exchange) {
 	}
 	x.ticket.Settle(o)
 	x.reply, x.capture = nil, nil
+}
+
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// intern returns b as a string without allocating when it is one of
+// known, the few values most requests carry.
+func intern(b []byte, known ...string) string {
+	for _, k := range known {
+		if string(b) == k {
+			return k
+		}
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +27,12 @@ const tagsHeader = "X-Modelgate-Tags"
 func (r *Router) begin(ctx *fasthttp.RequestCtx, api string) (*exchange, *Config) {
 	x := newExchange(r.now())
 	x.api = api
-	x.method, x.path = string(ctx.Method()), string(ctx.Path())
-	x.clientIP, x.userAgent = ctx.RemoteIP().String(), string(ctx.UserAgent())
+	x.method = intern(ctx.Method(), fasthttp.MethodPost, fasthttp.MethodGet)
+	x.path = intern(ctx.Path(), "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
+	if ip, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		x.clientIP = ip.Unmap()
+	}
+	x.userAgent = string(ctx.UserAgent())
 	x.bytesIn = len(ctx.Request.Body())
 	if id := ctx.Request.Header.Peek(requestIDHeader); len(id) > 0 && len(id) <= 128 {
 		x.requestID = string(id)
