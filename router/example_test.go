@@ -42,5 +42,10 @@ func Example() {
 		return
 	}
 	go func() { _ = rt.Run(ctx) }()
-	_ = fasthttp.ListenAndServe(":8080", rt.Handler)
+	// The router's limits and OpenAI-shaped errors for what fasthttp rejects
+	// itself (too large, malformed, slow): fasthttp's defaults are a 4 MiB
+	// body limit and plain-text 400s.
+	srv := &fasthttp.Server{Handler: rt.Handler, ErrorHandler: rt.ErrorHandler,
+		MaxRequestBodySize: rt.MaxBodySize(), ReadBufferSize: rt.MaxHeaderSize()}
+	_ = srv.ListenAndServe(":8080")
 }
