@@ -42,6 +42,8 @@ func (r *Router) AdminHandler(extra map[string]fasthttp.RequestHandler, extraMet
 			writeJSON(ctx, r.routesView())
 		case "/admin/degrade":
 			r.serveDegrade(ctx)
+		case "/admin/canary":
+			r.serveCanary(ctx)
 		default:
 			ctx.Error("not found", fasthttp.StatusNotFound)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/modelgate/modelgate/balancer/p2c"
 	"github.com/modelgate/modelgate/balancer/random"
 	"github.com/modelgate/modelgate/balancer/wrr"
+	"github.com/modelgate/modelgate/canary"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/reqjson"
@@ -95,6 +96,9 @@ type Route struct {
 	// (its real usage is settled afterwards). Default
 	// degrade.DefaultMaxTokens (1024).
 	DefaultMaxTokens int `yaml:"default_max_tokens"`
+	// Canary rolls out a new version on the route by steps, judged against
+	// a baseline version on live traffic (package canary). Default: none.
+	Canary *canary.Spec `yaml:"canary"`
 
 	serviceKey string
 	meters     *modelMeters
@@ -387,6 +391,11 @@ func (c *Config) Validate() error {
 			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: %q, want p2c, wrr, random or engine", field("policy"), r.Policy))
+		}
+		if r.Canary != nil {
+			if err := r.Canary.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", field("canary"), err))
+			}
 		}
 		if r.Retries < 0 || r.Retries > 10 {
 			errs = append(errs, fmt.Errorf("%s: %d, want 0 to 10", field("retries"), r.Retries))

@@ -46,6 +46,13 @@ type exchange struct {
 	errMsg     string
 	sticky     string // the route's sticky header value
 
+	// Canary accounting (router/canary.go).
+	canaryRoute  string // route of the attempt relayed, "" if none to report
+	version      string // its instance's version
+	watched      bool   // the route has a running rollout
+	finishReason string
+	streamErr    error // how the relayed stream ended
+
 	// Degradation state.
 	degraded    string         // "", shed, queue or cache
 	skipPrimary bool           // shed: go to the fallback routes only
@@ -90,6 +97,7 @@ func (r *Router) finish(x *exchange, end time.Time) {
 		}
 	}
 	r.settle(x)
+	r.canaryFinished(x, end)
 	if x.consumer != nil {
 		cm := r.meters.consumer(x.consumer.Name)
 		cm.requests.Inc()

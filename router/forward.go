@@ -188,6 +188,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		}
 		x.attempts++
 		x.instance, x.service = in.Addr(), in.ServiceKey()
+		r.canaryPicked(x, rt, in)
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
 		r.buildUpstream(ctx, req, in, upBody, x.requestID, x.api != "passthrough")
@@ -204,6 +205,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			resp.SetConnectionClose() // do not drain a body nobody reads
 			fasthttp.ReleaseResponse(resp)
 			picked.Done(balancer.Result{Err: err, Status: status, Latency: r.now().Sub(start)})
+			r.canaryFailed(x, err, status, start)
 			breq.Exclude = append(breq.Exclude, in.ID())
 		}
 		if err != nil {
@@ -248,6 +250,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 				x.reply, x.replyType = ctx.Response.Body(), string(ctx.Response.Header.ContentType())
 			}
 			x.usage = usageFromJSON(ctx.Response.Body())
+			x.finishReason = r.canaryFinishReason(x, ctx.Response.Body())
 			if !x.usage.found {
 				x.outLen = len(gjson.GetBytes(ctx.Response.Body(), "choices.0.message.content").Str)
 			}

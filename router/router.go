@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
+	"github.com/modelgate/modelgate/canary"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/health"
@@ -37,6 +38,8 @@ type Router struct {
 	prober    *health.Prober     // active health checks into bal; nil with WithPicker or disabled
 	balOpts   []balancer.Option
 	gateOpts  []degrade.Option
+	canary    *canary.Controller // rollouts; nil with WithPicker
+	canOpts   []canary.Option
 	log       zerolog.Logger
 	now       func() time.Time
 	clock     degrade.Clock // nil: the wall clock
@@ -140,6 +143,7 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 			r.prober = health.New(pool, r.bal, health.Settings{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout,
 				Concurrency: cfg.Health.Concurrency}, health.WithLogger(r.log), health.WithTLS(r.upstreams.tlsConfig))
 		}
+		r.canary = canary.New(r.bal, append([]canary.Option{canary.WithClock(r.now), canary.WithLogger(r.log)}, r.canOpts...)...)
 	}
 	var fleet degrade.Fleet = pool
 	if r.bal != nil {
@@ -176,6 +180,7 @@ func (r *Router) install(cfg *Config) {
 	}
 	r.cfg.Store(cfg)
 	r.routes.Store(t)
+	r.setCanaries(t)
 }
 
 // Reload validates cfg and, if it is good, serves it from the next request
@@ -216,6 +221,9 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() { _ = r.gate.Run(ctx) })
 	if r.accessOut != nil {
 		wg.Go(func() { r.accessOut.run(ctx) })
+	}
+	if r.canary != nil {
+		wg.Go(func() { _ = r.canary.Run(ctx) })
 	}
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -295,6 +303,9 @@ func (r *Router) writeMetrics(w io.Writer) {
 	}
 	for _, rt := range r.routes.Load().routes {
 		metrics.WriteGaugeUint64(w, `modelgate_degrade_tier{model="`+rt.Model+`"}`, uint64(r.Tier(rt.Model)))
+	}
+	if r.canary != nil {
+		r.canary.WritePrometheus(w)
 	}
 }
 

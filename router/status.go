@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/canary"
 )
 
 //go:embed status.html
@@ -26,6 +28,7 @@ type statusPage struct {
 	Synced   bool
 	Routes   []routeStatus
 	Services []ServiceView
+	Canaries []canary.Status
 }
 
 type routeStatus struct {
@@ -46,6 +49,9 @@ func (r *Router) serveStatus(ctx *fasthttp.RequestCtx) {
 		rs.TokensPerSec = r.rates.perSecond(rv.Model)
 		rs.Requests = r.rates.requests(rv.Model)
 		page.Routes = append(page.Routes, rs)
+	}
+	if r.canary != nil {
+		page.Canaries = r.canary.Status()
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
 	if err := statusTmpl.Execute(ctx, page); err != nil {

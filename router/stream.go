@@ -39,6 +39,7 @@ func (r *Router) relayStream(ctx *fasthttp.RequestCtx, x *exchange, resp *fastht
 	ctx.Response.ImmediateHeaderFlush = true
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		res := r.pump(w, x, resp, ev, firstByte)
+		x.streamErr = res.Err
 		fasthttp.ReleaseResponse(resp) // closes the upstream body stream
 		end := r.now()
 		res.Status, res.Latency, res.TTFT = x.status, end.Sub(start), x.ttft
@@ -92,6 +93,9 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 			return res
 		}
 		c := inspectChunk(data)
+		if x.watched && x.finishReason == "" {
+			x.finishReason = r.canaryFinishReason(x, data)
+		}
 		if c.usage.found {
 			x.usage = c.usage
 		}

@@ -67,6 +67,32 @@ func (c *ConfigClient) Publish(dataID, group, content string) error {
 	return nil
 }
 
+// CompareAndPublish writes content to dataID in group if the entry still
+// holds prev (Nacos compares the MD5 of its content, the casMd5 header);
+// it reports false, with no error, when the entry changed meanwhile. With
+// prev "" it publishes unconditionally: Nacos cannot compare against an
+// entry that does not exist yet.
+func (c *ConfigClient) CompareAndPublish(dataID, group, content, prev string) (bool, error) {
+	form := c.params(dataID, group)
+	form.Set("content", content)
+	form.Set("type", "yaml")
+	var hdr http.Header
+	if prev != "" {
+		sum := md5.Sum([]byte(prev))
+		hdr = http.Header{"Casmd5": {hex.EncodeToString(sum[:])}}
+	}
+	body, status, err := c.api.callWith(context.Background(), http.MethodPost, "/nacos/v1/cs/configs", nil, form, 0, hdr)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("nacos: publish config %s/%s: %w", group, dataID, err)
+	case status == http.StatusOK && string(body) == "true":
+		return true, nil
+	case prev != "" && (status == http.StatusOK || status == http.StatusConflict || status == http.StatusInternalServerError):
+		return false, nil // Nacos answers "false" (or an error status) when the MD5 no longer matches
+	}
+	return false, fmt.Errorf("nacos: publish config %s/%s: status %d %.200s", group, dataID, status, body)
+}
+
 // Watch calls onChange with the content of dataID in group, first with the
 // current content (if there is any) and then on every change, from its own
 // goroutine, until ctx is done. It long-polls Nacos, so a change arrives

@@ -192,13 +192,18 @@ func serverMessage(body []byte) string {
 // refused by a server is an answer: it is returned as ErrAuth at once,
 // without trying the other servers.
 func (r *httpAPI) call(ctx context.Context, method, path string, q, form url.Values, timeout time.Duration) ([]byte, int, error) {
+	return r.callWith(ctx, method, path, q, form, timeout, nil)
+}
+
+// callWith is call with extra request headers.
+func (r *httpAPI) callWith(ctx context.Context, method, path string, q, form url.Values, timeout time.Duration, hdr http.Header) ([]byte, int, error) {
 	r.mu.Lock()
 	start := r.next
 	r.mu.Unlock()
 	var lastErr error
 	for i := range r.servers {
 		n := (start + i) % len(r.servers)
-		body, status, err := r.callOne(ctx, r.servers[n], method, path, q, form, timeout)
+		body, status, err := r.callOne(ctx, r.servers[n], method, path, q, form, timeout, hdr)
 		if err == nil || errors.Is(err, ErrAuth) {
 			r.mu.Lock()
 			r.next = n
@@ -210,7 +215,7 @@ func (r *httpAPI) call(ctx context.Context, method, path string, q, form url.Val
 	return nil, 0, lastErr
 }
 
-func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, form url.Values, timeout time.Duration) ([]byte, int, error) {
+func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, form url.Values, timeout time.Duration, hdr http.Header) ([]byte, int, error) {
 	q = cloneValues(q)
 	if r.username != "" {
 		tok, err := r.accessToken(server)
@@ -229,6 +234,9 @@ func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, f
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	client := r.client
 	if timeout > 0 {
@@ -251,7 +259,7 @@ func (r *httpAPI) callOne(ctx context.Context, server, method, path string, q, f
 		r.mu.Unlock()
 	}
 	if resp.StatusCode >= 500 {
-		return nil, resp.StatusCode, fmt.Errorf("nacos: %s: %s: %.200s", server, resp.Status, body)
+		return nil, resp.StatusCode, &statusError{server: server, status: resp.Status, body: body}
 	}
 	return body, resp.StatusCode, nil
 }
@@ -321,4 +329,14 @@ func (r *httpAPI) loginOnce(server, path string) (int, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, body, err
+}
+
+// statusError is a 5xx answer from a Nacos server.
+type statusError struct {
+	server, status string
+	body           []byte
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("nacos: %s: %s: %.200s", e.server, e.status, e.body)
 }
