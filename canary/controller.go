@@ -63,7 +63,7 @@ type Controller struct {
 	interval time.Duration
 	onEvent  func(Event)
 	sync     Sync
-	replica  string
+	replica  atomic.Pointer[string]
 	wake     chan struct{}
 
 	mu       sync.Mutex // guards rollouts and verdicts; taken before any rollout's mu
@@ -83,6 +83,7 @@ type rollout struct {
 	step         int // index into spec.Steps
 	since        time.Time
 	canary, base arm
+	prevBase     arm // the baseline of the previous step, for a step at 100 %
 	last         *Verdict
 	reason       string
 	events       []Event
@@ -110,8 +111,12 @@ func OnEvent(fn func(Event)) Option { return func(c *Controller) { c.onEvent = f
 // WithSync shares rollout state with other replicas through s, under the
 // name replica (host:port, say) in what it writes.
 func WithSync(s Sync, replica string) Option {
-	return func(c *Controller) { c.sync, c.replica = s, replica }
+	return func(c *Controller) { c.sync = s; c.replica.Store(&replica) }
 }
+
+// SetReplica renames this replica in what it writes to the shared
+// document, e.g. once its listener's address is known.
+func (c *Controller) SetReplica(name string) { c.replica.Store(&name) }
 
 // New returns a Controller that applies canary shares through overlay.
 func New(overlay Overlay, opts ...Option) *Controller {
@@ -363,6 +368,9 @@ func (c *Controller) judge(r *rollout) {
 		return
 	}
 	cf, bf := r.canary.figures(), r.base.figures()
+	if r.share() >= 100 { // the baseline has no traffic of its own now
+		bf = r.prevBase.figures()
+	}
 	if cf.Requests < r.spec.MinRequests || bf.Requests < r.spec.MinRequests {
 		r.mu.Unlock()
 		return
@@ -383,7 +391,7 @@ func (c *Controller) judge(r *rollout) {
 		ev = c.endLocked(r, Promoted, "promoted: "+v.Summary(), "promoted", v)
 	default:
 		r.step++
-		r.since, r.canary, r.base, r.dirty = now, arm{}, arm{}, true
+		r.since, r.prevBase, r.canary, r.base, r.dirty = now, r.base, arm{}, arm{}, true
 		ev = c.applyLocked(r, "step", v.Summary(), v)
 	}
 	state := r.state

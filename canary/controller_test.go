@@ -273,6 +273,7 @@ func TestSpecValidate(t *testing.T) {
 		{canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{5, 5}}, "steps[1] = 5 is not above"},
 		{canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{0}}, "steps[0] = 0"},
 		{canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{101}}, "steps[0] = 101"},
+		{canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{100}}, "first step must be below 100"},
 		{canary.Spec{Version: "v2", Baseline: "v1", StepAfter: -1}, "step_after"},
 		{canary.Spec{Version: "v2", Baseline: "v1", MinRequests: -1}, "min_requests"},
 		{canary.Spec{Version: "v2", Baseline: "v1", Thresholds: canary.Thresholds{TTFTFactor: 0.5}}, "ttft_p95_factor"},
@@ -394,5 +395,29 @@ func TestFollowBadDocument(t *testing.T) {
 	c.Follow("chat:\n  version: v2\n  baseline: v1\n  steps: [10, 100]\n  step: 2\n")
 	if st := status(t, c); st.State != canary.Running || st.Share != 100 || st.Step != 2 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestLastStepJudgedAgainstPreviousBaseline: at 100 % the baseline gets no
+// traffic; the canary is judged against the previous step's baseline.
+func TestLastStepJudgedAgainstPreviousBaseline(t *testing.T) {
+	c, _, clk := newController(t)
+	s := spec
+	s.Steps = []float64{50, 100}
+	if err := c.Start("chat", s, canary.FromConfig); err != nil {
+		t.Fatal(err)
+	}
+	feed(c, 100, healthy, healthy)
+	clk.Advance(time.Minute)
+	c.Tick()
+	slow := healthy
+	slow.ttft *= 3
+	for range 100 { // the canary alone
+		c.Observe("chat", "v2", canary.Outcome{Status: 200, TTFT: slow.ttft, Duration: time.Second, OutputTokens: 40, Stream: true})
+	}
+	c.Tick()
+	st := status(t, c)
+	if st.State != canary.Aborted || st.LastVerdict.Step != 2 || st.LastVerdict.Baseline.Requests != 100 {
+		t.Fatalf("%s %+v", st.State, st.LastVerdict)
 	}
 }

@@ -36,7 +36,10 @@ type Spec struct {
 	// Baseline is the version it is judged against. Required; not Version.
 	Baseline string `yaml:"baseline" json:"baseline"`
 	// Steps are the canary's shares of the route's traffic, in percent,
-	// increasing, each in (0, 100]. Default [1, 5, 25, 50, 100].
+	// increasing, each in (0, 100], the first below 100. Default [1, 5,
+	// 25, 50, 100]. A step at 100 % leaves the baseline no traffic: the
+	// canary is then judged against the baseline's figures of the step
+	// before.
 	Steps []float64 `yaml:"steps" json:"steps"`
 	// StepAfter is how long each step lasts at least before it is passed.
 	// Default 5m.
@@ -126,6 +129,8 @@ func (s Spec) Validate() error {
 		return bad("min_requests %d is negative", s.MinRequests)
 	case len(s.Steps) > 100:
 		return bad("%d steps, at most 100", len(s.Steps))
+	case s.Steps[0] >= 100:
+		return bad("steps[0] = %v: the first step must be below 100 %%, so that the baseline has traffic to compare with", s.Steps[0])
 	}
 	for i, p := range s.Steps {
 		if !(p > 0 && p <= 100) {
@@ -162,4 +167,26 @@ func (t Thresholds) MarshalJSON() ([]byte, error) {
 		plain
 		TTFTSlack string `json:"ttft_slack"`
 	}{plain(t), t.TTFTSlack.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Thresholds) UnmarshalJSON(b []byte) error {
+	type plain Thresholds
+	var v struct {
+		plain
+		TTFTSlack string `json:"ttft_slack"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*t = Thresholds(v.plain)
+	t.TTFTSlack = 0
+	if v.TTFTSlack != "" {
+		d, err := time.ParseDuration(v.TTFTSlack)
+		if err != nil {
+			return fmt.Errorf("ttft_slack: %w", err)
+		}
+		t.TTFTSlack = d
+	}
+	return nil
 }

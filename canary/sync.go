@@ -50,7 +50,11 @@ func (d Document) encode() string {
 
 // snapshot is what r says about itself in the shared document; r.mu is held.
 func (c *Controller) snapshot(r *rollout) Shared {
-	return Shared{Spec: r.spec, State: r.state, Step: r.step + 1, Reason: r.reason, By: c.replica, At: c.now().UTC()}
+	by := ""
+	if p := c.replica.Load(); p != nil {
+		by = *p
+	}
+	return Shared{Spec: r.spec, State: r.state, Step: r.step + 1, Reason: r.reason, By: by, At: c.now().UTC()}
 }
 
 // Publish writes every changed rollout to the shared document, merging
@@ -176,7 +180,7 @@ func (c *Controller) follow(route string, e Shared) {
 		r.dirty = false
 		ev.Message = fmt.Sprintf("%s by %s: %s", state, who, e.Reason)
 	case r.state == Running && step > r.step:
-		r.step, r.since, r.canary, r.base = min(step, len(spec.Steps)-1), c.now(), arm{}, arm{}
+		r.step, r.since, r.prevBase, r.canary, r.base = min(step, len(spec.Steps)-1), c.now(), r.base, arm{}, arm{}
 		ev, changed = c.applyLocked(r, "followed", fmt.Sprintf("step %d by %s", step+1, who), nil), true
 	case r.state != Running && state == Running && !r.dirty:
 		// Restarted on purpose (the entry was rewritten as running).

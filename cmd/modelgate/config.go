@@ -46,8 +46,14 @@ type Config struct {
 	Register *RegisterConfig `yaml:"register"`
 	// Redis, when set, holds the consumer quotas and the reply cache that
 	// several replicas share.
-	Redis  *RedisConfig  `yaml:"redis"`
-	Router router.Config `yaml:",inline"`
+	Redis *RedisConfig `yaml:"redis"`
+	// CanarySync, when set, keeps the canary rollouts in a Nacos Config
+	// entry that every replica reads and writes: rollouts published there
+	// start everywhere, each replica's steps and verdicts are written back,
+	// and the first abort stops the rollout on all of them and at the next
+	// start. Default: each daemon runs its rollouts alone.
+	CanarySync *NacosConfigRef `yaml:"canary_sync"`
+	Router     router.Config   `yaml:",inline"`
 }
 
 // AdminConfig is the admin listener. In YAML it is a mapping, or just the
@@ -151,7 +157,7 @@ type ConfigSource struct {
 // NacosConfigRef is a Nacos Config dataId in a group, read through the
 // servers of discovery.nacos.
 type NacosConfigRef struct {
-	DataID string `yaml:"data_id"` // default "modelgate.yaml"
+	DataID string `yaml:"data_id"` // default "modelgate.yaml" (config_source), "modelgate-canary.yaml" (canary_sync)
 	Group  string `yaml:"group"`   // default the first discovery group
 }
 
@@ -435,6 +441,18 @@ func (c *Config) normalize() error {
 			}
 			if cs.Nacos.Group == "" {
 				cs.Nacos.Group = d.Nacos.Groups[0]
+			}
+		}
+	}
+	if cs := c.CanarySync; cs != nil {
+		if d.Nacos == nil {
+			errs = append(errs, errors.New("canary_sync: needs discovery.nacos for its servers"))
+		} else {
+			if cs.DataID == "" {
+				cs.DataID = "modelgate-canary.yaml"
+			}
+			if cs.Group == "" {
+				cs.Group = d.Nacos.Groups[0]
 			}
 		}
 	}

@@ -49,6 +49,7 @@ type daemon struct {
 	closers   []func()
 	naming    *nacos.SDKClient // the process's one naming client, if discovery is Nacos
 	nacosCfg  *nacos.ConfigClient
+	canaryCfg *nacos.ConfigClient // the canary_sync entry's client, if any
 	self      *selfRegistration
 }
 
@@ -69,14 +70,24 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		}
 	}
 	d.source = src
+	canaryOpts, err := d.canarySync()
+	if err != nil {
+		d.close()
+		return nil, err
+	}
 	rt, err := router.New(d.pool, cfg.Router, router.WithLogger(log), router.WithBalancerOptions(balancer.WithLogger(log)),
-		router.WithMetrics(d.metrics), router.WithAccessLogWriter(os.Stdout), router.WithGateOptions(d.sharedStores(cfg)...))
+		router.WithMetrics(d.metrics), router.WithAccessLogWriter(os.Stdout), router.WithGateOptions(d.sharedStores(cfg)...),
+		router.WithCanaryOptions(canaryOpts...))
 	if err != nil {
 		d.close()
 		return nil, err
 	}
 	d.router = rt
 	if err := d.loadNacosConfig(); err != nil {
+		d.close()
+		return nil, err
+	}
+	if err := d.loadCanarySync(); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -185,6 +196,11 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { errc <- d.admin.Serve(d.adminLn) })
 	wg.Go(func() { d.watchConfig(bg) })
 	wg.Go(func() { d.runNacosConfig(bg) })
+	wg.Go(func() { d.runCanarySync(bg) })
+	if d.canaryCfg != nil {
+		host, _ := os.Hostname()
+		d.router.Canary().SetReplica(host + " " + d.apiLn.Addr().String())
+	}
 	d.log.Info().Str("api", d.apiLn.Addr().String()).Str("admin", d.adminLn.Addr().String()).
 		Str("version", versionString()).Int("routes", len(d.cfg.Router.Routes)).Msg("modelgate serving")
 	if d.cfg.Register != nil && d.naming != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -82,13 +83,16 @@ func (c *ConfigClient) CompareAndPublish(dataID, group, content, prev string) (b
 		hdr = http.Header{"Casmd5": {hex.EncodeToString(sum[:])}}
 	}
 	body, status, err := c.api.callWith(context.Background(), http.MethodPost, "/nacos/v1/cs/configs", nil, form, 0, hdr)
+	var se *statusError
 	switch {
+	case prev != "" && errors.As(err, &se) && string(se.body) == "false":
+		return false, nil // Nacos 3 answers 500 "false" when the MD5 no longer matches
 	case err != nil:
 		return false, fmt.Errorf("nacos: publish config %s/%s: %w", group, dataID, err)
 	case status == http.StatusOK && string(body) == "true":
 		return true, nil
-	case prev != "" && (status == http.StatusOK || status == http.StatusConflict || status == http.StatusInternalServerError):
-		return false, nil // Nacos answers "false" (or an error status) when the MD5 no longer matches
+	case prev != "" && status == http.StatusOK && string(body) == "false":
+		return false, nil
 	}
 	return false, fmt.Errorf("nacos: publish config %s/%s: status %d %.200s", group, dataID, status, body)
 }

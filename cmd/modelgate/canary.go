@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/modelgate/modelgate/canary"
+	"github.com/modelgate/modelgate/discovery/nacos"
+)
+
+// nacosSync is a canary.Sync over one Nacos Config entry.
+type nacosSync struct {
+	client        *nacos.ConfigClient
+	dataID, group string
+}
+
+func (s nacosSync) Get() (string, error) { return s.client.Get(s.dataID, s.group) }
+
+func (s nacosSync) Publish(content, prev string) (bool, error) {
+	return s.client.CompareAndPublish(s.dataID, s.group, content, prev)
+}
+
+// canarySync returns the canary controller's options for canary_sync.
+func (d *daemon) canarySync() ([]canary.Option, error) {
+	cs := d.cfg.CanarySync
+	if cs == nil {
+		return nil, nil
+	}
+	client, err := nacos.DialConfig(nacosClientConfig(d.cfg.Discovery.Nacos))
+	if err != nil {
+		return nil, err
+	}
+	d.canaryCfg = client
+	d.closers = append(d.closers, client.Close)
+	host, _ := os.Hostname()
+	replica := fmt.Sprintf("%s/%d", host, os.Getpid()) // until the listener's address is known
+	return []canary.Option{canary.WithSync(nacosSync{client, cs.DataID, cs.Group}, replica)}, nil
+}
+
+// loadCanarySync follows the rollouts already in the canary_sync entry, so
+// that a restart resumes (or stays aborted) where the replicas are.
+func (d *daemon) loadCanarySync() error {
+	if d.canaryCfg == nil {
+		return nil
+	}
+	cs := d.cfg.CanarySync
+	cur, err := d.canaryCfg.Get(cs.DataID, cs.Group)
+	if err != nil {
+		return fmt.Errorf("canary_sync: %w", err)
+	}
+	if cur != "" {
+		d.router.Canary().Follow(cur)
+	}
+	return nil
+}
+
+// runCanarySync follows every change of the canary_sync entry until ctx
+// is done.
+func (d *daemon) runCanarySync(ctx context.Context) {
+	if d.canaryCfg == nil {
+		return
+	}
+	cs := d.cfg.CanarySync
+	d.canaryCfg.Watch(ctx, cs.DataID, cs.Group, time.Second, d.router.Canary().Follow)
+}

@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/modelgate/modelgate/canary"
+	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/discovery/nacos"
+	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/nacostest"
+)
+
+// canarySetup registers a v1 and a v2 mock in a fresh group of the real
+// Nacos and returns a daemon config with route chat (sticky on X-User).
+func canarySetup(t *testing.T, v1cfg, v2cfg mockllm.Config, spec *canary.Spec) (cfg *Config, group string, v1, v2 *mockllm.Server) {
+	t.Helper()
+	addr := nacostest.Addr(t)
+	group = uniqueGroup("E2EAUTOPILOT")
+	v1 = startMock(t, "v1", v1cfg)
+	v2 = startMock(t, "v2", v2cfg)
+	nacostest.Register(t, addr, group, "qwen", "127.0.0.1", port(v1.Addr()), 1, map[string]string{"version": "v1"})
+	nacostest.Register(t, addr, group, "qwen", "127.0.0.1", port(v2.Addr()), 1, map[string]string{"version": "v2"})
+	cfg = nacosConfig(addr, group, "qwen", "keep")
+	cfg.Router.Routes[0].StickyHeader = "X-User"
+	cfg.Router.Routes[0].Canary = spec
+	cfg.Router.AccessLog.Disabled = true
+	return cfg, group, v1, v2
+}
+
+func waitBoth(t *testing.T, d *testDaemon, group string) {
+	t.Helper()
+	d.waitPool(t, discovery.ServiceKey(group, "qwen"), 10*time.Second, func(l []*discovery.Instance) bool { return len(l) == 2 })
+}
+
+// driver sends chat requests through the official SDK from a few workers,
+// each request as one of keys sticky users, and records the versions each
+// user was served by, in order.
+type driver struct {
+	mu     sync.Mutex
+	seen   map[string][]string // by user: versions, consecutive repeats folded
+	failed int
+	sent   int
+	stop   func()
+	done   sync.WaitGroup
+}
+
+func drive(t *testing.T, d *testDaemon, keys int, stream bool) *driver {
+	t.Helper()
+	dr := &driver{seen: map[string][]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	dr.stop = func() { cancel(); dr.done.Wait() }
+	t.Cleanup(dr.stop)
+	c := d.client()
+	for w := range 4 {
+		dr.done.Go(func() {
+			for i := w; ctx.Err() == nil; i += 4 {
+				user := fmt.Sprint("user-", i%keys)
+				var resp *http.Response
+				opts := []option.RequestOption{option.WithHeader("X-User", user), option.WithResponseInto(&resp)}
+				params := openai.ChatCompletionNewParams{Model: "chat",
+					Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello there")}}
+				var err error
+				if stream {
+					s := c.Chat.Completions.NewStreaming(ctx, params, opts...)
+					for s.Next() {
+					}
+					err = s.Err()
+				} else {
+					_, err = c.Chat.Completions.New(ctx, params, opts...)
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				dr.mu.Lock()
+				dr.sent++
+				if err != nil || resp == nil || resp.StatusCode != http.StatusOK {
+					dr.failed++ // (with WithResponseInto the SDK returns no error for a 5xx)
+				}
+				if resp != nil {
+					if v := resp.Header.Get("X-Mock-Instance"); v != "" {
+						if s := dr.seen[user]; len(s) == 0 || s[len(s)-1] != v {
+							dr.seen[user] = append(s, v)
+						}
+					}
+				}
+				dr.mu.Unlock()
+			}
+		})
+	}
+	return dr
+}
+
+// checkSticky: every user saw v1 or v2 only, and never went back from v2
+// to v1 (unless allowBack, after a rollback: then v2 may end with v1 once).
+func (dr *driver) checkSticky(t *testing.T, allowBack bool) (moved int) {
+	t.Helper()
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	for user, s := range dr.seen {
+		for _, v := range s {
+			if v != "v1" && v != "v2" {
+				t.Errorf("%s was served by %q", user, v)
+			}
+		}
+		switch {
+		case slices.Equal(s, []string{"v1"}), slices.Equal(s, []string{"v2"}):
+		case slices.Equal(s, []string{"v1", "v2"}):
+			moved++
+		case allowBack && (slices.Equal(s, []string{"v2", "v1"}) || slices.Equal(s, []string{"v1", "v2", "v1"})):
+			moved++
+		default:
+			t.Errorf("%s flipped between versions: %v", user, s)
+		}
+	}
+	return moved
+}
+
+func canaryStatus(t *testing.T, admin string) canary.Status {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/admin/canary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []canary.Status
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list) != 1 {
+		t.Fatalf("GET /admin/canary: %v, %d rollouts", err, len(list))
+	}
+	return list[0]
+}
+
+// waitCanary polls the daemon's /admin/canary until cond holds.
+func waitCanary(t *testing.T, admin string, within time.Duration, cond func(canary.Status) bool) canary.Status {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := canaryStatus(t, admin)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(st, "", " ")
+			t.Fatalf("canary not there within %v:\n%s", within, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func metricsText(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			return sb.String()
+		}
+	}
+}
+
+// TestCanaryAutopilotPromotes: a healthy v2 with v1's latency goes through
+// every step to promoted; sticky users only ever move from v1 to v2.
+func TestCanaryAutopilotPromotes(t *testing.T) {
+	lat := mockllm.Config{Latency: 5 * time.Millisecond}
+	spec := &canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{5, 25, 50, 100}, StepAfter: time.Second, MinRequests: 20}
+	cfg, group, _, v2 := canarySetup(t, lat, lat, spec)
+	d := startDaemon(t, cfg)
+	waitBoth(t, d, group)
+	dr := drive(t, d, 200, false)
+	st := waitCanary(t, d.admin, 90*time.Second, func(s canary.Status) bool { return s.State != canary.Running })
+	dr.stop()
+	if st.State != canary.Promoted || st.Share != 100 || st.Verdicts.Pass != 4 || st.Verdicts.Breach != 0 {
+		t.Fatalf("state %s share %v verdicts %+v: %s", st.State, st.Share, st.Verdicts, st.Reason)
+	}
+	var steps []float64
+	for _, ev := range st.Events {
+		if ev.Verdict != nil {
+			steps = append(steps, ev.Verdict.Share)
+			t.Logf("%s", ev.Verdict.Summary())
+		}
+	}
+	if !slices.Equal(steps, []float64{5, 25, 50, 100}) {
+		t.Fatalf("verdicts at shares %v", steps)
+	}
+	moved := dr.checkSticky(t, false)
+	t.Logf("%d requests, %d failed; %d of %d users moved from v1 to v2", dr.sent, dr.failed, moved, len(dr.seen))
+	if dr.failed != 0 || moved == 0 {
+		t.Fatalf("%d failed requests, %d users moved", dr.failed, moved)
+	}
+	before := v2.Requests()
+	for range 20 {
+		if _, err := chat(context.Background(), d.client(), "chat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v2.Requests() - before; n != 20 {
+		t.Fatalf("promoted v2 served %d of 20", n)
+	}
+	m := metricsText(t, d.admin)
+	for _, want := range []string{`modelgate_canary_step{model="chat"} 4`, `modelgate_canary_verdicts_total{model="chat",result="pass"} 4`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// rolledBack runs traffic until the rollout ends and checks that it was
+// rolled back on exactly the checks in want, within its first two steps,
+// and that v2 got no request once a second had passed since the verdict.
+func rolledBack(t *testing.T, d *testDaemon, v2 *mockllm.Server, stream bool, want ...string) canary.Status {
+	t.Helper()
+	dr := drive(t, d, 100, stream)
+	st := waitCanary(t, d.admin, 60*time.Second, func(s canary.Status) bool { return s.State != canary.Running })
+	v := st.LastVerdict
+	if st.State != canary.Aborted || st.Share != 0 || v == nil || v.Result != canary.Breach || v.Step > 2 {
+		t.Fatalf("state %s share %v verdict %+v", st.State, st.Share, v)
+	}
+	t.Logf("%s", v.Summary())
+	for _, c := range v.Checks {
+		if slices.Contains(want, c.Name) == c.OK {
+			t.Errorf("check %s: ok=%v, want the breach on %v only", c.Name, c.OK, want)
+		}
+	}
+	// Traffic goes on; a second after the verdict v2 gets nothing more.
+	time.Sleep(time.Until(v.At.Add(time.Second)))
+	n0 := v2.Requests()
+	sent0 := dr.sent
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		dr.mu.Lock()
+		sent := dr.sent
+		dr.mu.Unlock()
+		if sent >= sent0+200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traffic stalled at %d requests", sent)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dr.stop()
+	if n := v2.Requests() - n0; n != 0 {
+		t.Fatalf("v2 got %d requests more than a second after the verdict", n)
+	}
+	moved := dr.checkSticky(t, true)
+	t.Logf("%d requests (%d failed); %d users had been on v2", dr.sent, dr.failed, moved)
+	return st
+}
+
+// TestCanaryAutopilotRollsBackErrors: a v2 that fails 10 % of requests
+// is rolled back within a step; sticky users on it go back to v1.
+func TestCanaryAutopilotRollsBackErrors(t *testing.T) {
+	lat := mockllm.Config{Latency: 5 * time.Millisecond}
+	bad := lat
+	bad.FailRate, bad.Seed = 0.1, 7
+	spec := &canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{10, 50, 100}, StepAfter: time.Second, MinRequests: 100}
+	cfg, group, _, v2 := canarySetup(t, lat, bad, spec)
+	d := startDaemon(t, cfg)
+	waitBoth(t, d, group)
+	st := rolledBack(t, d, v2, false, "error_ratio")
+	if r := st.LastVerdict.Canary.ErrorRatio; r < 0.03 || r > 0.2 {
+		t.Errorf("canary error ratio %.3f, want about 0.1", r)
+	}
+	m := metricsText(t, d.admin)
+	for _, want := range []string{`modelgate_canary_step{model="chat"} 0`, `modelgate_canary_verdicts_total{model="chat",result="breach"} 1`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestCanaryAutopilotRollsBackSlowTTFT: a v2 whose first token comes 3×
+// later than v1's, with no errors, is rolled back on TTFT.
+func TestCanaryAutopilotRollsBackSlowTTFT(t *testing.T) {
+	fast := mockllm.Config{Latency: 20 * time.Millisecond, ChunkGap: 2 * time.Millisecond}
+	slow := fast
+	slow.Latency = 60 * time.Millisecond
+	spec := &canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{10, 50, 100}, StepAfter: time.Second, MinRequests: 50}
+	cfg, group, _, v2 := canarySetup(t, fast, slow, spec)
+	d := startDaemon(t, cfg)
+	waitBoth(t, d, group)
+	st := rolledBack(t, d, v2, true, "ttft_p95_ms")
+	if c, b := st.LastVerdict.Canary.TTFTP95ms, st.LastVerdict.Baseline.TTFTP95ms; c < 2*b {
+		t.Errorf("TTFT p95 canary %.1f ms vs baseline %.1f ms, want about 3×", c, b)
+	}
+}
+
+// TestCanaryTwoDaemonsShareNacos: a rollout published in a Nacos Config
+// entry starts on two daemons; only one gets traffic, judges a failing v2
+// and rolls it back; the other stops its canary within 2 s; a third daemon
+// started afterwards stays rolled back.
+func TestCanaryTwoDaemonsShareNacos(t *testing.T) {
+	lat := mockllm.Config{Latency: 5 * time.Millisecond}
+	bad := lat
+	bad.FailRate, bad.Seed = 0.1, 9
+	cfg, group, _, v2 := canarySetup(t, lat, bad, nil)
+	cfg.CanarySync = &NacosConfigRef{DataID: "canary-" + group + ".yaml"}
+	pub, err := nacos.DialConfig(nacos.ClientConfig{Servers: cfg.Discovery.Nacos.Servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	entry := "chat:\n  version: v2\n  baseline: v1\n  steps: [10, 50, 100]\n  step_after: 1s\n  min_requests: 100\n"
+	if err := pub.Publish(cfg.CanarySync.DataID, group, entry); err != nil {
+		t.Fatal(err)
+	}
+	cfgB := *cfg
+	cfgB.Discovery.Nacos = new(NacosConfig)
+	*cfgB.Discovery.Nacos = *cfg.Discovery.Nacos
+	cfgB.CanarySync = &NacosConfigRef{DataID: cfg.CanarySync.DataID}
+	a := startDaemon(t, cfg)
+	b := startDaemon(t, &cfgB)
+	for _, d := range []*testDaemon{a, b} {
+		waitBoth(t, d, group)
+		st := waitCanary(t, d.admin, 10*time.Second, func(s canary.Status) bool { return s.State == canary.Running })
+		if st.Origin != canary.FromSync || st.Share != 10 {
+			t.Fatalf("rollout from Nacos: %+v", st)
+		}
+	}
+	dr := drive(t, a, 50, false)
+	sa := waitCanary(t, a.admin, 60*time.Second, func(s canary.Status) bool { return s.State != canary.Running })
+	dr.stop()
+	if sa.State != canary.Aborted || sa.LastVerdict == nil {
+		t.Fatalf("a: %s %+v", sa.State, sa.LastVerdict)
+	}
+	sb := waitCanary(t, b.admin, 5*time.Second, func(s canary.Status) bool { return s.State != canary.Running })
+	took := time.Since(sa.LastVerdict.At)
+	var followed time.Time
+	for _, ev := range sb.Events {
+		if ev.Kind == "followed" {
+			followed = ev.At
+		}
+	}
+	lag := followed.Sub(sa.LastVerdict.At)
+	t.Logf("a rolled back: %s; b followed %v after the verdict (seen by the test after %v): %s", sa.LastVerdict.Summary(), lag, took, sb.Reason)
+	if sb.State != canary.Aborted || sb.Share != 0 || lag <= 0 || lag > 2*time.Second || !strings.Contains(sb.Reason, "error_ratio") {
+		t.Fatalf("b: state %s share %v after %v: %s", sb.State, sb.Share, lag, sb.Reason)
+	}
+	before := v2.Requests()
+	for range 30 {
+		if _, err := chat(context.Background(), b.client(), "chat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v2.Requests() - before; n != 0 {
+		t.Fatalf("b still sent %d requests to v2", n)
+	}
+	got, err := pub.Get(cfg.CanarySync.DataID, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := canary.ParseDocument(got)
+	if err != nil || doc["chat"].State != canary.Aborted || !strings.Contains(doc["chat"].By, a.api) {
+		t.Fatalf("Nacos entry: %v\n%s", err, got)
+	}
+	cfgC := cfgB
+	cfgC.CanarySync = &NacosConfigRef{DataID: cfg.CanarySync.DataID}
+	c := startDaemon(t, &cfgC)
+	if st := canaryStatus(t, c.admin); st.State != canary.Aborted || st.Share != 0 {
+		t.Fatalf("a daemon started after the rollback: %s at %v %%", st.State, st.Share)
+	}
+}
