@@ -83,7 +83,6 @@ type rollout struct {
 	step         int // index into spec.Steps
 	since        time.Time
 	canary, base arm
-	prevBase     arm // the baseline of the previous step, for a step at 100 %
 	last         *Verdict
 	reason       string
 	events       []Event
@@ -368,9 +367,6 @@ func (c *Controller) judge(r *rollout) {
 		return
 	}
 	cf, bf := r.canary.figures(), r.base.figures()
-	if r.share() >= 100 { // the baseline has no traffic of its own now
-		bf = r.prevBase.figures()
-	}
 	if cf.Requests < r.spec.MinRequests || bf.Requests < r.spec.MinRequests {
 		r.mu.Unlock()
 		return
@@ -387,11 +383,13 @@ func (c *Controller) judge(r *rollout) {
 	switch {
 	case result == Breach:
 		ev = c.endLocked(r, Aborted, "rolled back: "+v.Summary(), "breach", v)
-	case r.step == len(r.spec.Steps)-1:
+	case r.step == len(r.spec.Steps)-1 || r.spec.Steps[r.step+1] >= 100:
+		// No further step to judge: at 100 % the baseline has no traffic.
+		r.step = len(r.spec.Steps) - 1
 		ev = c.endLocked(r, Promoted, "promoted: "+v.Summary(), "promoted", v)
 	default:
 		r.step++
-		r.since, r.prevBase, r.canary, r.base, r.dirty = now, r.base, arm{}, arm{}, true
+		r.since, r.canary, r.base, r.dirty = now, arm{}, arm{}, true
 		ev = c.applyLocked(r, "step", v.Summary(), v)
 	}
 	state := r.state

@@ -12,7 +12,8 @@
 // no output tokens or cut by finish_reason "length" at a suspiciously short
 // length. A breach sets the canary's share to 0 at once and aborts the
 // rollout; a step that passes after StepAfter moves to the next; passing
-// the last step promotes the canary (its share stays 100 %). Every verdict
+// the last step below 100 % promotes the canary (its share becomes and
+// stays 100 %). Every verdict
 // carries its numbers, in the event log, the logger and the metrics.
 //
 // Several replicas agree through a shared document (Sync, kept in a Nacos

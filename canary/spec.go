@@ -37,9 +37,9 @@ type Spec struct {
 	Baseline string `yaml:"baseline" json:"baseline"`
 	// Steps are the canary's shares of the route's traffic, in percent,
 	// increasing, each in (0, 100], the first below 100. Default [1, 5,
-	// 25, 50, 100]. A step at 100 % leaves the baseline no traffic: the
-	// canary is then judged against the baseline's figures of the step
-	// before.
+	// 25, 50, 100]. Passing the last step below 100 % promotes the canary
+	// (share 100 %): at 100 % the baseline would have no traffic to be
+	// compared with.
 	Steps []float64 `yaml:"steps" json:"steps"`
 	// StepAfter is how long each step lasts at least before it is passed.
 	// Default 5m.

@@ -180,7 +180,7 @@ func (c *Controller) follow(route string, e Shared) {
 		r.dirty = false
 		ev.Message = fmt.Sprintf("%s by %s: %s", state, who, e.Reason)
 	case r.state == Running && step > r.step:
-		r.step, r.since, r.prevBase, r.canary, r.base = min(step, len(spec.Steps)-1), c.now(), r.base, arm{}, arm{}
+		r.step, r.since, r.canary, r.base = min(step, len(spec.Steps)-1), c.now(), arm{}, arm{}
 		ev, changed = c.applyLocked(r, "followed", fmt.Sprintf("step %d by %s", step+1, who), nil), true
 	case r.state != Running && state == Running && !r.dirty:
 		// Restarted on purpose (the entry was rewritten as running).
