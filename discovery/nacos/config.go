@@ -45,6 +45,12 @@ func (c *ConfigClient) params(dataID, group string) url.Values {
 // Get returns the content of dataID in group; "" if there is none.
 func (c *ConfigClient) Get(dataID, group string) (string, error) {
 	body, status, err := c.api.call(context.Background(), http.MethodGet, "/nacos/v1/cs/configs", c.params(dataID, group), nil, 0)
+	// Nacos answers 409 "requested file is being modified" to a read that
+	// meets a write: retry for a moment.
+	for i := 0; err == nil && status == http.StatusConflict && i < 20; i++ {
+		time.Sleep(50 * time.Millisecond)
+		body, status, err = c.api.call(context.Background(), http.MethodGet, "/nacos/v1/cs/configs", c.params(dataID, group), nil, 0)
+	}
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("nacos: get config %s/%s: %w", group, dataID, err)
