@@ -106,7 +106,7 @@ func TestCanaryAccountingAndRollback(t *testing.T) {
 // TestCanaryShortReplies: finish_reason "length" at a few tokens counts as
 // a bad reply, for streams and whole replies.
 func TestCanaryShortReplies(t *testing.T) {
-	spec := &canary.Spec{Version: "v2", Baseline: "v1", MinRequests: 1000, StepAfter: time.Hour}
+	spec := &canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{50, 100}, MinRequests: 1000, StepAfter: time.Hour}
 	g, _, _ := canaryGateway(t, mockllm.Config{}, spec)
 	for i := range 100 {
 		body := `{"model":"chat","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`
