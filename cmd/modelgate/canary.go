@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/modelgate/modelgate/canary"
@@ -63,5 +64,27 @@ func (d *daemon) runCanarySync(ctx context.Context) {
 		return
 	}
 	cs := d.cfg.CanarySync
-	d.canaryCfg.Watch(ctx, cs.DataID, cs.Group, time.Second, d.router.Canary().Follow)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { d.canaryCfg.Watch(ctx, cs.DataID, cs.Group, time.Second, d.router.Canary().Follow) })
+	// Nacos's long poll can take a second or more to announce a change on
+	// a loaded server; an abort should not wait that long, so the entry is
+	// also read every canaryPoll.
+	t := time.NewTicker(canaryPoll)
+	defer t.Stop()
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if cur, err := d.canaryCfg.Get(cs.DataID, cs.Group); err == nil && cur != "" && cur != last {
+				last = cur
+				d.router.Canary().Follow(cur)
+			}
+		}
+	}
 }
+
+// canaryPoll is how often the canary_sync entry is read besides the watch.
+const canaryPoll = 500 * time.Millisecond
