@@ -175,7 +175,7 @@ func TestCanaryAutopilotPromotes(t *testing.T) {
 	lat := mockllm.Config{Latency: 5 * time.Millisecond}
 	spec := &canary.Spec{Version: "v2", Baseline: "v1", Steps: []float64{5, 25, 50, 100}, StepAfter: time.Second, MinRequests: 20,
 		Thresholds: noisyMachine}
-	cfg, group, _, v2 := canarySetup(t, lat, lat, spec)
+	cfg, group, v1, _ := canarySetup(t, lat, lat, spec)
 	d := startDaemon(t, cfg)
 	waitBoth(t, d, group)
 	dr := drive(t, d, 200, false)
@@ -199,14 +199,14 @@ func TestCanaryAutopilotPromotes(t *testing.T) {
 	if dr.failed != 0 || moved == 0 {
 		t.Fatalf("%d failed requests, %d users moved", dr.failed, moved)
 	}
-	before := v2.Requests()
+	before := v1.Requests()
 	for range 20 {
 		if _, err := chat(context.Background(), d.client(), "chat"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := v2.Requests() - before; n != 20 {
-		t.Fatalf("promoted v2 served %d of 20", n)
+	if n := v1.Requests() - before; n != 0 {
+		t.Fatalf("v1 served %d of 20 requests after v2 was promoted", n)
 	}
 	m := string(scrape(t, d.admin))
 	for _, want := range []string{`modelgate_canary_step{model="chat"} 4`, `modelgate_canary_verdicts_total{model="chat",result="pass"} 3`} {
