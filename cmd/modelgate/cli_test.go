@@ -25,10 +25,16 @@ func TestCLI(t *testing.T) {
 	write(t, good, "discovery: {static: "+pool+"}\nroutes: [{model: chat, service: qwen}]\n")
 	bad := filepath.Join(dir, "bad.yaml")
 	write(t, bad, "discovery: {static: "+pool+"}\nlog_level: verbose\n")
-	// The commit is the one the toolchain stamped (none in a git worktree).
-	commit := "unknown"
+	// The version and commit are the ones the toolchain stamped: "(devel)"
+	// and no commit in a git worktree, a pseudo-version and the commit in a
+	// clean clone.
+	version, commit := "(devel)", "unknown"
 	if info, err := exec.Command("go", "version", "-m", bin).Output(); err == nil {
 		for line := range strings.Lines(string(info)) {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "mod" && f[2] != "(devel)" {
+				version = f[2]
+			}
 			if _, rev, ok := strings.Cut(strings.TrimSpace(line), "vcs.revision="); ok {
 				commit = rev
 			}
@@ -47,7 +53,7 @@ func TestCLI(t *testing.T) {
 		{"unknown flag", []string{"check", "-confg", good}, 2, "", "modelgate check: flag provided but not defined: -confg"},
 		{"help", []string{"-h"}, 0, "Usage: modelgate [serve|check|demo|version] [flags]", ""},
 		{"help of a subcommand", []string{"check", "-help"}, 0, "Usage: modelgate [serve|check|demo|version] [flags]", ""},
-		{"version", []string{"version"}, 0, "modelgate (devel) (commit " + commit, ""},
+		{"version", []string{"version"}, 0, "modelgate " + version + " (commit " + commit, ""},
 		{"check ok", []string{"check", "-config", good}, 0, good + ": ok", ""},
 		{"check bad", []string{"check", "-config", bad}, 1, "", bad + `:2: log_level: "verbose", want trace, debug, info, warn, error or disabled`},
 	}
