@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,20 @@ credentials:
 	if serving.API == "" {
 		t.Fatalf("no listener line: %s", stderr.String())
 	}
+	// Serving is not ready: wait until the pool has been read.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + serving.Admin + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready after 15 s: %v", err)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
 
 	var seen strings.Builder // every reply, head and body
 	rawSend := func(addr, head string) int {
@@ -133,14 +148,19 @@ credentials:
 		}
 	}
 
-	// 8 MiB of '[': the daemon's CPU for it.
+	// 8 MiB of '[': the daemon's CPU for it. The whole process is measured,
+	// so the least of three sends leaves out its unrelated background work
+	// (GC, health checks) that one send may happen to meet.
 	deep := `{"model":"chat","x":` + strings.Repeat("[", 8<<20-len(`{"model":"chat","x":`))
-	before := cpuOf(t, cmd.Process.Pid)
-	if got := rawSend(serving.API, post("/v1/chat/completions", deep, "Authorization", "Bearer "+consumerKey)); got != 400 {
-		t.Errorf("8 MiB of '[': %d", got)
+	spent := time.Duration(1<<63 - 1)
+	for range 3 {
+		before := cpuOf(t, cmd.Process.Pid)
+		if got := rawSend(serving.API, post("/v1/chat/completions", deep, "Authorization", "Bearer "+consumerKey)); got != 400 {
+			t.Errorf("8 MiB of '[': %d", got)
+		}
+		spent = min(spent, cpuOf(t, cmd.Process.Pid)-before)
 	}
-	spent := cpuOf(t, cmd.Process.Pid) - before
-	t.Logf("8 MiB of '[': %v of the daemon's CPU", spent)
+	t.Logf("8 MiB of '[': %v of the daemon's CPU (least of 3)", spent)
 	if spent > 50*time.Millisecond {
 		t.Errorf("8 MiB of '[' cost the daemon %v of CPU, want < 50ms", spent)
 	}
