@@ -189,14 +189,18 @@ func (in *Instance) Serves(model string) bool { return slices.Contains(in.Models
 
 // ServesAny reports whether the instance may serve a route known by names
 // (its model, aliases and upstream model): always when its metadata names
-// no model, else when one of the models it names is among names.
+// no model, else when one of the models it names is among names. A name
+// ending in "*" is a pattern standing for every model with the text before
+// the "*" as prefix ("qwen-*"; "*" alone for any).
 func (in *Instance) ServesAny(names []string) bool {
 	if !in.ModelListed || len(names) == 0 {
 		return true
 	}
 	for _, m := range in.Models {
-		if slices.Contains(names, m) {
-			return true
+		for _, n := range names {
+			if p, ok := strings.CutSuffix(n, "*"); ok && strings.HasPrefix(m, p) || n == m {
+				return true
+			}
 		}
 	}
 	return false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -56,8 +57,10 @@ func bearer(h []byte) ([]byte, bool) {
 	return key, len(key) > 0
 }
 
-// allows reports whether the consumer may use a route by any of its names.
-func (c *Consumer) allows(rt *Route) bool {
+// allows reports whether the consumer may send name, which reaches route
+// rt: when one of its entries names the route (any of its names), or —
+// on a pattern route — names this very name, or is a pattern name matches.
+func (c *Consumer) allows(rt *Route, name string) bool {
 	if c == nil || c.allowed == nil {
 		return true
 	}
@@ -69,11 +72,24 @@ func (c *Consumer) allows(rt *Route) bool {
 			return true
 		}
 	}
-	return false
+	if rt.pattern && c.allowed[name] {
+		return true
+	}
+	return c.matches(name)
 }
 
 // allowsName reports whether the consumer may use a model by this name,
 // for /v1/models.
 func (c *Consumer) allowsName(name string) bool {
-	return c == nil || c.allowed == nil || c.allowed[name]
+	return c == nil || c.allowed == nil || c.allowed[name] || c.matches(name)
+}
+
+// matches reports whether one of the consumer's patterns matches name.
+func (c *Consumer) matches(name string) bool {
+	for _, p := range c.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -25,14 +25,21 @@ import (
 
 // Route maps what clients send as "model" to the service that serves it.
 type Route struct {
-	// Model is the name clients send. Required.
+	// Model is the name clients send, or a pattern: a literal prefix and
+	// one "*" at the end ("qwen-*") matches every name with that prefix,
+	// "*" alone every name. A request goes to the route it names exactly
+	// (model or alias), else to the pattern with the longest prefix, "*"
+	// last. Required.
 	Model string `yaml:"model"`
-	// Aliases are other names for the same route.
+	// Aliases are other names for the same route; names, never patterns.
 	Aliases []string `yaml:"aliases"`
 	// Service is the Nacos service, "service" (in the default group) or
-	// "GROUP@@service". Default: Model.
+	// "GROUP@@service". Default: Model; required for a pattern route.
 	Service string `yaml:"service"`
-	// UpstreamModel replaces the "model" field sent upstream. Default: keep.
+	// UpstreamModel replaces the "model" field sent upstream. Default:
+	// keep the client's, so that a pattern route forwards each name as
+	// sent (and picks only instances whose metadata.model lists that name,
+	// or lists none).
 	UpstreamModel string `yaml:"upstream_model"`
 	// Tags an instance must carry.
 	Tags map[string]string `yaml:"tags"`
@@ -102,6 +109,10 @@ type Route struct {
 
 	serviceKey string
 	meters     *modelMeters
+	// pattern: Model is a pattern matching the names that start with
+	// prefix.
+	pattern bool
+	prefix  string
 }
 
 // RouteCache is a route's reply-cache policy.
@@ -221,14 +232,20 @@ type Consumer struct {
 	// KeySHA256 is the hex SHA-256 of the key; the key itself is never
 	// stored. `printf %s "$KEY" | sha256sum` computes it.
 	KeySHA256 string `yaml:"key_sha256"`
-	// Models the consumer may use (route names or aliases); empty means all.
+	// Models the consumer may use; empty means all. A name allows the
+	// route that has it (as model or alias) by all its names, or — when
+	// the name reaches a pattern route — that name alone: a key allowed
+	// "qwen-small" reaches a "qwen-*" route as qwen-small, never as
+	// qwen-large. A pattern ("qwen-*", "*") allows every model name the
+	// client sends with its prefix, on whatever route the name reaches.
 	Models []string `yaml:"models"`
 	// RPM and TPM limit requests and tokens per minute; 0 means unlimited.
 	RPM int `yaml:"rpm"`
 	TPM int `yaml:"tpm"`
 
-	hash    []byte
-	allowed map[string]bool
+	hash     []byte
+	allowed  map[string]bool
+	prefixes []string // of the patterns among Models
 }
 
 // DegradeConfig configures tiered degradation (shed → queue → cache), the
@@ -345,11 +362,29 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(r.Model) == "" {
 			errs = append(errs, fmt.Errorf("%s: required", field("model")))
 		}
-		for _, n := range append([]string{r.Model}, r.Aliases...) {
+		prefix, pattern, perr := parsePattern(r.Model)
+		if perr != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field("model"), perr))
+		}
+		r.pattern, r.prefix = pattern, prefix
+		for k, n := range append([]string{r.Model}, r.Aliases...) {
+			f := field("model")
+			if k > 0 {
+				f = field(fmt.Sprintf("aliases[%d]", k-1))
+				if strings.Contains(n, "*") {
+					errs = append(errs, fmt.Errorf("%s: %q: an alias is a name, not a pattern; make it a route of its own", f, n))
+				}
+			}
 			if j, dup := names[n]; dup && n != "" {
-				errs = append(errs, fmt.Errorf("%s: name %q already used by routes[%d]", field("aliases"), n, j))
+				errs = append(errs, fmt.Errorf("%s: name %q already used by routes[%d]", f, n, j))
 			}
 			names[n] = i
+		}
+		if strings.Contains(r.UpstreamModel, "*") {
+			errs = append(errs, fmt.Errorf("%s: %q: a model name, not a pattern", field("upstream_model"), r.UpstreamModel))
+		}
+		if r.Service == "" && pattern {
+			errs = append(errs, fmt.Errorf("%s: required for a pattern route", field("service")))
 		}
 		if r.Service == "" {
 			r.Service = r.Model
@@ -437,11 +472,17 @@ func (c *Config) validateConsumers() []error {
 		if cs.RPM < 0 || cs.TPM < 0 {
 			errs = append(errs, fmt.Errorf("%s: rpm and tpm must not be negative", field("rpm")))
 		}
-		cs.allowed = nil
+		cs.allowed, cs.prefixes = nil, nil
 		if len(cs.Models) > 0 {
 			cs.allowed = map[string]bool{}
-			for _, m := range cs.Models {
+			for j, m := range cs.Models {
 				cs.allowed[m] = true
+				switch prefix, pattern, err := parsePattern(m); {
+				case err != nil:
+					errs = append(errs, fmt.Errorf("%s: %w", field(fmt.Sprintf("models[%d]", j)), err))
+				case pattern:
+					cs.prefixes = append(cs.prefixes, prefix)
+				}
 			}
 		}
 	}
@@ -481,10 +522,27 @@ func (c *Config) loadCredentials() []error {
 // is part of a Router.
 func (r *Route) ServiceKey() string { return r.serviceKey }
 
+// parsePattern reads a route's model or a consumer's model entry: a name,
+// or a pattern — a literal prefix and one "*" at the end — whose prefix it
+// returns.
+func parsePattern(name string) (prefix string, pattern bool, err error) {
+	i := strings.IndexByte(name, '*')
+	if i < 0 {
+		return "", false, nil
+	}
+	if i != len(name)-1 {
+		return "", false, fmt.Errorf(`%q: a pattern has one "*", at its end ("qwen-*", or "*" for every name)`, name)
+	}
+	return name[:i], true, nil
+}
+
 // table resolves model names to routes. It is immutable.
 type table struct {
-	byName map[string]*Route
-	routes []*Route
+	byName map[string]*Route // every route's model and aliases, patterns as written
+	// patterns are the pattern routes, the longest prefix first ("*"
+	// last): the first whose prefix a name has is the most specific.
+	patterns []*Route
+	routes   []*Route
 }
 
 func newTable(routes []Route) *table {
@@ -496,8 +554,36 @@ func newTable(routes []Route) *table {
 		for _, a := range r.Aliases {
 			t.byName[a] = r
 		}
+		if r.pattern {
+			t.patterns = append(t.patterns, r)
+		}
 	}
+	slices.SortStableFunc(t.patterns, func(a, b *Route) int { return len(b.prefix) - len(a.prefix) })
 	return t
+}
+
+// lookup returns the route of a model name: the one that has it as model
+// or alias, else the pattern route with the longest matching prefix, else
+// nil.
+func (t *table) lookup(name string) *Route {
+	if rt := t.byName[name]; rt != nil {
+		return rt
+	}
+	for _, rt := range t.patterns {
+		if strings.HasPrefix(name, rt.prefix) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// sentModel is the model name a request for client's name carries
+// upstream on route rt.
+func (r *Route) sentModel(client string) string {
+	if r.UpstreamModel != "" {
+		return r.UpstreamModel
+	}
+	return client
 }
 
 // clone returns a deep copy of c: New and Reload keep one, and Config hands
@@ -523,6 +609,7 @@ func (c *Config) clone() Config {
 		cs.Models = slices.Clone(cs.Models)
 		cs.hash = slices.Clone(cs.hash)
 		cs.allowed = maps.Clone(cs.allowed)
+		cs.prefixes = slices.Clone(cs.prefixes)
 		out.Consumers[i] = cs
 	}
 	if c.Consumers == nil {

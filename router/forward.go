@@ -74,13 +74,13 @@ func (r *Router) checkClient(ctx *fasthttp.RequestCtx, x *exchange, cfg *Config)
 // resolve finds the route of x.model and checks that the consumer may use
 // it. It returns nil once it has answered the request with the error.
 func (r *Router) resolve(ctx *fasthttp.RequestCtx, x *exchange) *Route {
-	rt := r.routes.Load().byName[x.model]
+	rt := r.routes.Load().lookup(x.model)
 	if rt == nil {
 		r.fail(ctx, x, errUnknownModel(x.model))
 		return nil
 	}
 	x.route, x.meters = rt, rt.meters
-	if !x.consumer.allows(rt) {
+	if !x.consumer.allows(rt, x.model) {
 		r.fail(ctx, x, errModelNotAllowed(x.model))
 		return nil
 	}
@@ -171,16 +171,24 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 	}
 	var lastErr *apiError
 	maxReply := r.cfg.Load().MaxReplySize
+	otherModels := false // a pattern route's instances passed over for serving other models
 	for attempt := 0; attempt <= rt.Retries; attempt++ {
 		picked, err := r.picker.Pick(&breq)
 		if err != nil {
+			if lastErr == nil && otherModels {
+				lastErr = errUnknownModel(x.model)
+			}
 			if lastErr == nil {
 				lastErr = errNoInstance(x.model)
 			}
 			return false, lastErr
 		}
 		in := picked.Instance
-		if !r.credentialKnown(in) { // never sent: pick another, not an attempt
+		// Never sent: pick another, not an attempt. A pattern route's
+		// instance must serve the very name it would get.
+		skipModel := rt.pattern && in.ModelListed && !in.Serves(rt.sentModel(x.model))
+		if skipModel || !r.credentialKnown(in) {
+			otherModels = otherModels || skipModel
 			picked.Done(balancer.Result{Canceled: true})
 			breq.Exclude = append(breq.Exclude, in.ID())
 			attempt--

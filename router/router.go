@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,8 +360,11 @@ type modelEntry struct {
 }
 
 // serveModels lists every route name, aliases included, whose service has a
-// usable instance that serves the route (metadata.model). With consumers
-// configured it needs a key and lists only the names that key may use.
+// usable instance that serves the route (metadata.model). A pattern is not
+// a model: a pattern route lists instead the names its usable instances
+// declare in metadata.model that reach it (not claimed by a more specific
+// route). With consumers configured it needs a key and lists only the
+// names that key may use.
 func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 	list, ok := r.visibleModels(ctx)
 	if !ok {
@@ -371,22 +376,28 @@ func (r *Router) serveModels(ctx *fasthttp.RequestCtx) {
 }
 
 // serveModelByID is GET /v1/models/{id}: the model object of /v1/models
-// with that id, or 404 model_not_found (also for names the consumer may
-// not use, so that a key cannot probe for routes).
+// with that id — or of a name a pattern route would take to a usable
+// instance — or 404 model_not_found (also for names the consumer may not
+// use, so that a key cannot probe for routes).
 func (r *Router) serveModelByID(ctx *fasthttp.RequestCtx, id string) {
 	list, ok := r.visibleModels(ctx)
 	if !ok {
 		return
 	}
-	for _, m := range list {
-		if m.ID == id {
-			body, _ := json.Marshal(m)
-			ctx.SetContentType("application/json")
-			ctx.SetBody(body)
-			return
-		}
+	found := slices.ContainsFunc(list, func(m modelEntry) bool { return m.ID == id })
+	if !found {
+		consumer, _ := authenticate(ctx, r.cfg.Load().Consumers) // passed in visibleModels
+		rt := r.routes.Load().lookup(id)
+		found = rt != nil && rt.pattern && consumer.allows(rt, id) &&
+			servesRouted(r.pool.Snapshot().Service(rt.serviceKey), rt, id)
 	}
-	errUnknownModel(id).write(ctx)
+	if !found {
+		errUnknownModel(id).write(ctx)
+		return
+	}
+	body, _ := json.Marshal(modelEntry{ID: id, Object: "model", OwnedBy: "modelgate"})
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
 }
 
 // visibleModels is what /v1/models lists for the request's consumer. It
@@ -402,19 +413,62 @@ func (r *Router) visibleModels(ctx *fasthttp.RequestCtx) ([]modelEntry, bool) {
 		return nil, false
 	}
 	snap := r.pool.Snapshot()
+	t := r.routes.Load()
 	list := []modelEntry{}
-	for _, rt := range r.routes.Load().routes {
-		if !hasUsable(snap.Service(rt.serviceKey), rt.names()) {
+	for _, rt := range t.routes {
+		svc := snap.Service(rt.serviceKey)
+		if !hasUsable(svc, rt.names()) {
 			continue
 		}
-		for _, name := range append([]string{rt.Model}, rt.Aliases...) {
-			if !consumer.allowsName(name) {
-				continue
+		names := rt.Aliases
+		if !rt.pattern {
+			names = append([]string{rt.Model}, rt.Aliases...)
+		}
+		for _, name := range names {
+			if consumer.allowsName(name) {
+				list = append(list, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
 			}
-			list = append(list, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
+		}
+		if rt.pattern {
+			for _, name := range declaredModels(svc, rt, t) {
+				if consumer.allows(rt, name) {
+					list = append(list, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
+				}
+			}
 		}
 	}
 	return list, true
+}
+
+// declaredModels are the names that usable instances of svc list in
+// metadata.model and that reach pattern route rt, sorted.
+func declaredModels(svc *discovery.Service, rt *Route, t *table) []string {
+	seen := map[string]bool{}
+	for _, in := range svc.Instances {
+		if !in.Usable() {
+			continue
+		}
+		for _, m := range in.Models {
+			if t.lookup(m) == rt && rt.UpstreamModel == "" {
+				seen[m] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// servesRouted reports whether a usable instance of svc serves name as
+// pattern route rt would send it.
+func servesRouted(svc *discovery.Service, rt *Route, name string) bool {
+	if svc == nil {
+		return false
+	}
+	for _, in := range svc.Instances {
+		if in.Usable() && (!in.ModelListed || in.Serves(rt.sentModel(name))) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasUsable(svc *discovery.Service, names []string) bool {

@@ -120,6 +120,11 @@ func TestCheckMatchesServe(t *testing.T) {
 		{"unset env var", base + "routes:\n  - model: chat\n    service: ${MG_TEST_UNSET_VAR}\n", 7, "${MG_TEST_UNSET_VAR}"},
 		{"bad retries", base + "routes:\n  - model: chat\n    retries: -1\n", 7, "routes[0].retries"},
 		{"unknown field", base + "listn: x\n", 5, "field listn not found"},
+		{"pattern routes", base + "routes:\n  - model: 'qwen-*'\n    service: qwen\n  - model: '*'\n    service: any\n", 0, ""},
+		{"pattern with a star inside", base + "routes:\n  - model: chat\n  - model: 'q*n'\n    service: qwen\n", 7, `routes[1].model: "q*n": a pattern has one "*", at its end`},
+		{"duplicate patterns", base + "routes:\n  - model: 'qwen-*'\n    service: a\n  - model: 'qwen-*'\n    service: b\n", 8, `routes[1].model: name "qwen-*" already used by routes[0]`},
+		{"pattern route without service", base + "routes:\n  - model: 'qwen-*'\n", 6, "routes[0].service: required for a pattern route"},
+		{"consumer pattern", base + "consumers:\n  - name: a\n    key_sha256: " + strings.Repeat("ab", 32) + "\n    models: [chat, 'q*n']\n", 8, `consumers[0].models[1]: "q*n"`},
 		{"admin off loopback without token", "discovery:\n  static: " + pool + "\nlisten: 127.0.0.1:0\nadmin: 0.0.0.0:0\n", 4, "admin.listen"},
 	}
 	for _, tt := range tests {
