@@ -15,6 +15,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/health"
 	"github.com/modelgate/modelgate/internal/leaktest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
@@ -81,15 +82,13 @@ func TestProber(t *testing.T) {
 	wg.Go(func() { _ = p.Run(ctx) })
 	want := map[string]string{up: "up", sick: "down", stopped: "down", unprobed: ""}
 	var got map[string]string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testkit.Await(10*time.Second, 20*time.Millisecond, func() bool {
 		got = map[string]string{}
 		for _, st := range b.Instances() {
 			got[st.Addr] = st.Health
 		}
-		if got[up] == want[up] && got[sick] == want[sick] && got[stopped] == want[stopped] {
-			break
-		}
-	}
+		return got[up] == want[up] && got[sick] == want[sick] && got[stopped] == want[stopped]
+	})
 	for addr, w := range want {
 		if got[addr] != w {
 			t.Errorf("%s: health %q, want %q", addr, got[addr], w)

@@ -9,20 +9,21 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestAccessLogFields: each line says who asked what (method, path, client
 // address, user agent), how much went each way and which service answered;
 // a client's mistake is logged at debug, a success at info.
 func TestAccessLogFields(t *testing.T) {
-	logw := &syncWriter{ch: make(chan struct{}, 16)}
-	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}}}, WithAccessLog(zerolog.New(logw)))
+	var logw testkit.Buffer
+	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}}}, WithAccessLog(zerolog.New(&logw)))
 	g.mocks("qwen", 1, mockllm.Config{StreamChunks: 4}, nil)
 	body := `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`
 	plain := g.do("POST", "/v1/chat/completions", body, "User-Agent", "fieldtest/1.0")
 	stream := g.do("POST", "/v1/chat/completions", `{"model":"chat","stream":true,"messages":[]}`, "User-Agent", "fieldtest/1.0")
 	g.do("POST", "/v1/chat/completions", `{"model":"nope","messages":[]}`, "User-Agent", "fieldtest/1.0")
-	lines := waitLines(t, logw, 3)
+	lines := logw.WaitLines(t, 10*time.Second, 3)
 	type line struct {
 		Level, Method, Path, Service string
 		ClientIP                     string `json:"client_ip"`
@@ -55,24 +56,5 @@ func TestAccessLogFields(t *testing.T) {
 	}
 	if l := got["error"]; l.Level != "debug" || l.Status != 404 || l.BytesOut == 0 || l.Service != "" {
 		t.Errorf("404: %+v", l)
-	}
-}
-
-func waitLines(t *testing.T, w *syncWriter, n int) []string {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		w.mu.Lock()
-		if len(w.lines) >= n {
-			out := append([]string(nil), w.lines...)
-			w.mu.Unlock()
-			return out
-		}
-		w.mu.Unlock()
-		select {
-		case <-w.ch:
-		case <-deadline:
-			t.Fatalf("fewer than %d access log lines", n)
-		}
 	}
 }

@@ -4,32 +4,23 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // stuckWriter blocks every Write until released, like a stdout nobody
 // reads.
 type stuckWriter struct {
 	release chan struct{}
-	mu      sync.Mutex
-	out     bytes.Buffer
+	testkit.Buffer
 }
 
 func (s *stuckWriter) Write(p []byte) (int, error) {
 	<-s.release
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.Write(p)
-}
-
-func (s *stuckWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
+	return s.Buffer.Write(p)
 }
 
 // TestAccessLogNeverBlocks: with the output stuck, writes keep returning at
@@ -73,7 +64,7 @@ func TestAccessLogNeverBlocks(t *testing.T) {
 // TestAccessLogFlushedOnShutdown: every line written before the router's
 // Run ends reaches the output, and the drop counter is exported.
 func TestAccessLogFlushedOnShutdown(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.Buffer
 	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}}}, WithAccessLogWriter(&buf))
 	g.mocks("qwen", 1, mockllm.Config{}, nil)
 	for range 20 {
@@ -90,21 +81,4 @@ func TestAccessLogFlushedOnShutdown(t *testing.T) {
 	if !strings.Contains(m.String(), "modelgate_access_log_dropped_total 0") {
 		t.Fatal("modelgate_access_log_dropped_total missing")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // untilTier sends requests (driving breakers and signals) until the route
@@ -301,12 +302,8 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 	// their arrival order. Wait until each is queued before the next.
 	queued := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for queueOf(g, "mid").Queued < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests queued, want %d", queueOf(g, "mid").Queued, n)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !testkit.Await(5*time.Second, 5*time.Millisecond, func() bool { return queueOf(g, "mid").Queued >= n }) {
+			t.Fatalf("%d requests queued, want %d", queueOf(g, "mid").Queued, n)
 		}
 	}
 	n := 0

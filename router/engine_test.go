@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // chatTurn is turn t of conversation c: a distinct ~4 KB document as the
@@ -83,21 +84,18 @@ func TestEnginePolicyKeepsConversationsOnTheirCache(t *testing.T) {
 
 	addr := affine[0].Addr()
 	var pool PoolView
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var want float64
+	if !testkit.Await(10*time.Second, 10*time.Millisecond, func() bool {
 		_ = json.Unmarshal(mustJSON(t, g.router.poolView()), &pool)
 		st := affine[0].Engine()
-		want := float64(st.CachedTokens) / float64(st.PromptTokens)
-		if ev := findEngine(pool, addr); ev != nil && ev.Fresh && ev.CacheHitRatio > want-0.001 && ev.CacheHitRatio < want+0.001 {
-			if ev.Engine != "vllm" || ev.Scrapes["ok"] == 0 {
-				t.Errorf("/admin/pool engine view %+v", ev)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/admin/pool never showed %s's own cache-hit ratio %.3f: %+v", addr, want, findEngine(pool, addr))
-		}
-		time.Sleep(10 * time.Millisecond)
+		want = float64(st.CachedTokens) / float64(st.PromptTokens)
+		ev := findEngine(pool, addr)
+		return ev != nil && ev.Fresh && ev.CacheHitRatio > want-0.001 && ev.CacheHitRatio < want+0.001
+	}) {
+		t.Fatalf("/admin/pool never showed %s's own cache-hit ratio %.3f: %+v", addr, want, findEngine(pool, addr))
+	}
+	if ev := findEngine(pool, addr); ev.Engine != "vllm" || ev.Scrapes["ok"] == 0 {
+		t.Errorf("/admin/pool engine view %+v", ev)
 	}
 	var page fasthttp.RequestCtx
 	g.router.serveStatus(&page)

@@ -19,6 +19,7 @@ import (
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // faultServer is a raw HTTP/1.1 server on a loopback socket: net/http
@@ -455,10 +456,8 @@ func TestActiveHealth(t *testing.T) {
 	}
 	await := func(addr, want string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); healthOf(addr) != want; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: health %q, want %q", addr, healthOf(addr), want)
-			}
+		if !testkit.Await(10*time.Second, 20*time.Millisecond, func() bool { return healthOf(addr) == want }) {
+			t.Fatalf("%s: health %q, want %q", addr, healthOf(addr), want)
 		}
 	}
 	sick := m[0].Addr()

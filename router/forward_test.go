@@ -10,13 +10,13 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // event is one SSE event as a client received it.
@@ -213,27 +213,9 @@ func TestPassthrough(t *testing.T) {
 	}
 }
 
-// syncWriter collects access log lines and signals each.
-type syncWriter struct {
-	mu    sync.Mutex
-	lines []string
-	ch    chan struct{}
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	w.lines = append(w.lines, string(p))
-	w.mu.Unlock()
-	select {
-	case w.ch <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
 func TestClientDisconnectStopsStream(t *testing.T) {
-	logw := &syncWriter{ch: make(chan struct{}, 1)}
-	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}}}, WithAccessLog(zerolog.New(logw)))
+	var logw testkit.Buffer
+	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen"}}}, WithAccessLog(zerolog.New(&logw)))
 	g.mocks("qwen", 1, mockllm.Config{StreamChunks: 1000, ReplyWords: 1000, ChunkGap: 10 * time.Millisecond}, nil)
 	resp, err := http.Post("http://"+g.addr+"/v1/chat/completions", "application/json",
 		strings.NewReader(`{"model":"chat","stream":true,"messages":[]}`))
@@ -243,14 +225,7 @@ func TestClientDisconnectStopsStream(t *testing.T) {
 	_, _ = bufio.NewReader(resp.Body).ReadString('\n')
 	began := time.Now()
 	resp.Body.Close()
-	select {
-	case <-logw.ch:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the stream was not ended after the client left")
-	}
-	logw.mu.Lock()
-	line := logw.lines[0]
-	logw.mu.Unlock()
+	line := logw.WaitLines(t, 5*time.Second, 1)[0] // the stream ended after the client left
 	if !strings.Contains(line, "client closed the stream") {
 		t.Fatalf("access log: %s", line)
 	}

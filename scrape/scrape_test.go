@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/scrape"
 )
 
@@ -55,28 +56,6 @@ func instance(addr, engine string) *discovery.Instance {
 		Metadata: map[string]string{"engine": engine}}
 }
 
-// deadAddr is a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func engineOf(b *balancer.Balancer, id string) balancer.InstanceStat {
 	for _, st := range b.Instances() {
 		if st.ID == id {
@@ -92,7 +71,7 @@ func engineOf(b *balancer.Balancer, id string) balancer.InstanceStat {
 func TestFailingEndpointsFallBackToInFlight(t *testing.T) {
 	good, slow, garbage := newEndpoint(t, "vllm"), newEndpoint(t, "slow"), newEndpoint(t, "garbage")
 	good.waiting.Store(5)
-	dead := deadAddr(t)
+	dead := testkit.FreeAddr(t)
 	ins := []*discovery.Instance{instance(good.srv.Listener.Addr().String(), "vllm"),
 		instance(slow.srv.Listener.Addr().String(), "vllm"), instance(garbage.srv.Listener.Addr().String(), "vllm"),
 		instance(dead, "vllm"), instance("127.0.0.1:9", "")} // the last names no engine: never scraped
@@ -107,7 +86,7 @@ func TestFailingEndpointsFallBackToInFlight(t *testing.T) {
 
 	id := func(i int) string { return ins[i].ID() }
 	stat := func(i int) scrape.Stat { st, _ := s.Stat(id(i)); return st }
-	waitFor(t, "every failure counted and the good instance scraped repeatedly", func() bool {
+	testkit.Eventually(t, 20*time.Second, "every failure counted and the good instance scraped repeatedly", func() bool {
 		return stat(0).Scrapes[scrape.ResultOK] >= 5 && stat(1).Scrapes[scrape.ResultTimeout] >= 2 &&
 			stat(2).Scrapes[scrape.ResultGarbage] >= 2 && stat(3).Scrapes[scrape.ResultDown] >= 2
 	})
@@ -133,7 +112,7 @@ func TestFailingEndpointsFallBackToInFlight(t *testing.T) {
 
 	// A good endpoint turning bad falls back at its next scrape.
 	good.mode.Store("garbage")
-	waitFor(t, "the good instance's load to clear", func() bool { return !engineOf(bal, id(0)).EngineFresh })
+	testkit.Eventually(t, 20*time.Second, "the good instance's load to clear", func() bool { return !engineOf(bal, id(0)).EngineFresh })
 
 	var sb strings.Builder
 	s.WritePrometheus(&sb)
@@ -160,12 +139,12 @@ func TestTargetsFollowThePool(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
-	waitFor(t, "a scrape", func() bool { st, _ := s.Stat(in.ID()); return st.Fresh })
+	testkit.Eventually(t, 20*time.Second, "a scrape", func() bool { st, _ := s.Stat(in.ID()); return st.Fresh })
 	pool.Update("LLM@@qwen", nil)
-	waitFor(t, "the target to go", func() bool { return len(s.Stats()) == 0 })
+	testkit.Eventually(t, 20*time.Second, "the target to go", func() bool { return len(s.Stats()) == 0 })
 	before := e.hits.Load()
 	r := s.Rounds()
-	waitFor(t, "two more rounds", func() bool { return s.Rounds() >= r+2 })
+	testkit.Eventually(t, 20*time.Second, "two more rounds", func() bool { return s.Rounds() >= r+2 })
 	if e.hits.Load() > before+1 { // one scrape may have been under way
 		t.Errorf("endpoint scraped %d times after leaving the pool", e.hits.Load()-before)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // canarySetup registers a v1 and a v2 mock in a fresh group of the real
@@ -25,7 +26,7 @@ import (
 func canarySetup(t *testing.T, v1cfg, v2cfg mockllm.Config, spec *canary.Spec) (cfg *Config, group string, v1, v2 *mockllm.Server) {
 	t.Helper()
 	addr := nacostest.Addr(t)
-	group = uniqueGroup("E2EAUTOPILOT")
+	group = testkit.UniqueGroup("E2EAUTOPILOT")
 	v1 = startMock(t, "v1", v1cfg)
 	v2 = startMock(t, "v2", v2cfg)
 	nacostest.Register(t, addr, group, "qwen", "127.0.0.1", port(v1.Addr()), 1, map[string]string{"version": "v1"})
@@ -148,18 +149,12 @@ func canaryStatus(t *testing.T, admin string) canary.Status {
 // waitCanary polls the daemon's /admin/canary until cond holds.
 func waitCanary(t *testing.T, admin string, within time.Duration, cond func(canary.Status) bool) canary.Status {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st := canaryStatus(t, admin)
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			b, _ := json.MarshalIndent(st, "", " ")
-			t.Fatalf("canary not there within %v:\n%s", within, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var st canary.Status
+	if !testkit.Await(within, 20*time.Millisecond, func() bool { st = canaryStatus(t, admin); return cond(st) }) {
+		b, _ := json.MarshalIndent(st, "", " ")
+		t.Fatalf("canary not there within %v:\n%s", within, b)
 	}
+	return st
 }
 
 // noisyMachine are thresholds for versions of equal speed on a loaded
@@ -239,17 +234,13 @@ func rolledBack(t *testing.T, d *testDaemon, v2 *mockllm.Server, dr *driver, bre
 	dr.mu.Lock()
 	sent0 := dr.sent
 	dr.mu.Unlock()
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	sent := func() int {
 		dr.mu.Lock()
-		sent := dr.sent
-		dr.mu.Unlock()
-		if sent >= sent0+200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("traffic stalled at %d requests", sent)
-		}
-		time.Sleep(10 * time.Millisecond)
+		defer dr.mu.Unlock()
+		return dr.sent
+	}
+	if !testkit.Await(5*time.Second, 10*time.Millisecond, func() bool { return sent() >= sent0+200 }) {
+		t.Fatalf("traffic stalled at %d requests", sent())
 	}
 	dr.stop()
 	if n := v2.Requests() - n0; n != 0 {

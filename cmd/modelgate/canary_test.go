@@ -11,6 +11,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestCanaryByNacosWeight: v2's weight set 0 → 10 → 50 (v1 at 100) in the
@@ -18,7 +19,7 @@ import (
 // requests.
 func TestCanaryByNacosWeight(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2ECANARY")
+	group := testkit.UniqueGroup("E2ECANARY")
 	key := discovery.ServiceKey(group, "qwen")
 	v1 := startMock(t, "v1", mockllm.Config{})
 	v2 := startMock(t, "v2", mockllm.Config{})

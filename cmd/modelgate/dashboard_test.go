@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -35,7 +35,7 @@ import (
 func TestDashboardQueriesReturnData(t *testing.T) {
 	bin := prometheusBin(t)
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("DASH")
+	group := testkit.UniqueGroup("DASH")
 	v1 := startMock(t, "v1", mockllm.Config{StreamChunks: 3, Latency: 5 * time.Millisecond})
 	v2 := startMock(t, "v2", mockllm.Config{StreamChunks: 3, Latency: 5 * time.Millisecond})
 	q := startMock(t, "q", mockllm.Config{Latency: 30 * time.Millisecond})
@@ -145,13 +145,8 @@ func startPrometheus(t *testing.T, bin, target string) string {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "prometheus.yml")
 	write(t, conf, fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: modelgate\n    static_configs: [{targets: [%q]}]\n", target))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	var out safeBuffer
+	addr := testkit.FreeAddr(t)
+	var out testkit.Buffer
 	cmd := exec.Command(filepath.Join(bin, "prometheus"), "--config.file="+conf,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -162,16 +157,11 @@ func startPrometheus(t *testing.T, bin, target string) string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if promQueryErr(addr, `up{job="modelgate"} == 1`) > 0 {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not scrape %s within 60s:\n%s", target, out.buf.String())
-		}
-		time.Sleep(200 * time.Millisecond) // polling Prometheus's API: it has no event to await
+	// Polling Prometheus's API: it has no event to await.
+	if !testkit.Await(60*time.Second, 200*time.Millisecond, func() bool { return promQueryErr(addr, `up{job="modelgate"} == 1`) > 0 }) {
+		t.Fatalf("Prometheus did not scrape %s within 60s:\n%s", target, out.String())
 	}
+	return addr
 }
 
 // promQuery returns how many series an instant query returns now.

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +14,6 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
-	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -152,9 +148,6 @@ func startMock(t *testing.T, name string, cfg mockllm.Config) *mockllm.Server {
 	return s
 }
 
-// uniqueGroup is the shared test helper.
-var uniqueGroup = testkit.UniqueGroup
-
 func nacosConfig(addr, group, service string, policy string) *Config {
 	return &Config{
 		Discovery: DiscoveryConfig{Nacos: &NacosConfig{
@@ -169,45 +162,4 @@ func port(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	return n
-}
-
-// safeBuffer collects a command's output and wakes waiters on each write.
-type safeBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	wrote chan struct{}
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.wrote != nil {
-		close(b.wrote)
-		b.wrote = nil
-	}
-	return b.buf.Write(p)
-}
-
-// waitFor waits until the output holds prefix and returns the word after it.
-func (b *safeBuffer) waitFor(t *testing.T, prefix string) string {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		b.mu.Lock()
-		s := b.buf.String()
-		if _, after, ok := strings.Cut(s, prefix); ok {
-			b.mu.Unlock()
-			return strings.Fields(after)[0]
-		}
-		if b.wrote == nil {
-			b.wrote = make(chan struct{})
-		}
-		wrote := b.wrote
-		b.mu.Unlock()
-		select {
-		case <-wrote:
-		case <-deadline:
-			t.Fatalf("output never showed %q: %s", prefix, s)
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/modelgate/modelgate/internal/leaktest"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 // a real Nacos, driven by the official OpenAI Go client.
 func TestSpineAgainstRealNacos(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2E")
+	group := testkit.UniqueGroup("E2E")
 	key := discovery.ServiceKey(group, "qwen")
 	m1 := startMock(t, "m1", mockllm.Config{})
 	m2 := startMock(t, "m2", mockllm.Config{})
@@ -81,7 +82,7 @@ func TestSpineAgainstRealNacos(t *testing.T) {
 // within ±5 % of 75/25.
 func TestNacosWeightSplit(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2EW")
+	group := testkit.UniqueGroup("E2EW")
 	key := discovery.ServiceKey(group, "qwen")
 	heavy := startMock(t, "heavy", mockllm.Config{})
 	light := startMock(t, "light", mockllm.Config{})
@@ -120,7 +121,7 @@ func TestNacosWeightSplit(t *testing.T) {
 
 func TestDemoAnswersChat(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out safeBuffer
+	var out testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- runDemo(ctx, "127.0.0.1:0", "127.0.0.1:0", &out) }()
 	defer func() {
@@ -129,7 +130,7 @@ func TestDemoAnswersChat(t *testing.T) {
 			t.Errorf("demo: %v", err)
 		}
 	}()
-	api := out.waitFor(t, "API   http://")
+	api := out.WaitWord(t, 10*time.Second, "API   http://")
 	c := (&testDaemon{api: api}).client()
 	reply, err := chat(ctx, c, "demo")
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/enginetest"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -37,7 +38,7 @@ type realEngines struct {
 func startRealEngines(t *testing.T) *realEngines {
 	t.Helper()
 	addr := nacostest.Addr(t)
-	e := &realEngines{group: uniqueGroup("ENGINES"), liteModel: "mock-gpt"}
+	e := &realEngines{group: testkit.UniqueGroup("ENGINES"), liteModel: "mock-gpt"}
 	e.llamas = make([]*enginetest.Server, 2)
 	enginetest.Parallel(t,
 		func(t testing.TB) { e.lite = enginetest.LiteLLM(t, e.liteModel) },
@@ -209,14 +210,12 @@ func (e *realEngines) testSDKs(t *testing.T) {
 	// (every request, the streams whose client saw no usage included).
 	gotIn, gotOut := metric("llama", "input", "usage"), metric("llama", "output", "usage")
 	var engIn, engOut int64
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	// llama-server updates its counters after each slot is released.
+	testkit.Await(10*time.Second, 200*time.Millisecond, func() bool {
 		engIn = prompts() - promptBefore
 		engOut = engineCounter(t, e.llamas, "llamacpp:tokens_predicted_total") - predictedBefore
-		if (gotIn == engIn && gotOut == engOut) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // llama-server updates its counters after each slot is released
-	}
+		return gotIn == engIn && gotOut == engOut
+	})
 	if gotIn != engIn || gotOut != engOut {
 		t.Errorf("llama tokens: modelgate counted in=%d out=%d, the llama-servers counted in=%d out=%d", gotIn, gotOut, engIn, engOut)
 	}

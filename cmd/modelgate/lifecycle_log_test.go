@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestLifecycleLogLines: the daemon logs its start, the drain and the stop,
@@ -24,7 +26,7 @@ func TestLifecycleLogLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out safeBuffer
+	var out testkit.Buffer
 	d, err := newDaemon(cfg, path, nil, nil, zerolog.New(&out))
 	if err != nil {
 		t.Fatal(err)
@@ -32,22 +34,21 @@ func TestLifecycleLogLines(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
-	out.waitFor(t, `"message":"modelgate serving"`)
+	out.WaitFor(t, 10*time.Second, `"message":"modelgate serving"`)
 	// Both servers answer before the stop: fasthttp's Shutdown does not stop
 	// a Serve that has not started yet.
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
 	for _, ln := range []string{d.apiLn.Addr().String(), d.adminLn.Addr().String()} {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := hc.Get("http://" + ln + "/healthz")
-			if err == nil {
+		var err error
+		if !testkit.Await(10*time.Second, 20*time.Millisecond, func() bool {
+			var resp *http.Response
+			if resp, err = hc.Get("http://" + ln + "/healthz"); err == nil {
 				_ = resp.Body.Close()
-				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s does not answer: %v", ln, err)
-			}
+			return err == nil
+		}) {
+			t.Fatalf("%s does not answer: %v", ln, err)
 		}
 	}
 	hc.CloseIdleConnections()

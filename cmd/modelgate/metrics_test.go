@@ -18,6 +18,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // prometheusBin returns the directory of Debian's prometheus and promtool,
@@ -56,7 +57,7 @@ func scrape(t *testing.T, admin string) []byte {
 func TestPromtoolChecksLiveMetrics(t *testing.T) {
 	bin := prometheusBin(t)
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("PROMTOOL")
+	group := testkit.UniqueGroup("PROMTOOL")
 	m := startMock(t, "m", mockllm.Config{StreamChunks: 3})
 	nacostest.Register(t, addr, group, "qwen", "127.0.0.1", port(m.Addr()), 1, map[string]string{"version": "v7"})
 	d := startDaemon(t, nacosConfig(addr, group, "qwen", "keep"))

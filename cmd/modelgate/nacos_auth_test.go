@@ -13,6 +13,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 func httpStatus(t *testing.T, u string) int {
@@ -26,18 +27,6 @@ func httpStatus(t *testing.T, u string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// waitUntil polls cond until it holds, or fails the test after within.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // startUnsynced runs a daemon that may never sync, logging into logs.
@@ -71,17 +60,17 @@ func TestNacosAuthRealServer(t *testing.T) {
 	srv := nacostest.StartPrivateWith(t, nacostest.AuthOptions(10*time.Second)...)
 	const good, next = "first-secret-1", "second-secret-2"
 	nacostest.InitAdmin(t, srv.Addr(), good)
-	group := uniqueGroup("E2EAUTH")
+	group := testkit.UniqueGroup("E2EAUTH")
 	key := discovery.ServiceKey(group, "qwen")
 	m := startMock(t, "m", mockllm.Config{})
 	nacostest.RegisterPersistent(t, srv.Addr(), group, "qwen", "127.0.0.1", port(m.Addr()), nil)
 
 	t.Run("wrong password", func(t *testing.T) {
-		var logs safeBuffer
+		var logs testkit.Buffer
 		cfg := nacosConfig(srv.Addr(), group, "qwen", "keep")
 		cfg.Discovery.Nacos.Username, cfg.Discovery.Nacos.Password = "nacos", "not-the-password"
 		d := startUnsynced(t, cfg, &logs)
-		waitUntil(t, 20*time.Second, "two refused logins counted", func() bool {
+		testkit.Eventually(t, 20*time.Second, "two refused logins counted", func() bool {
 			return metricValue(t, d.admin, `modelgate_nacos_errors_total{kind="auth"}`) >= 2
 		})
 		if s := httpStatus(t, "http://"+d.admin+"/readyz"); s != http.StatusServiceUnavailable {
@@ -108,11 +97,11 @@ func TestNacosAuthRealServer(t *testing.T) {
 		nacostest.ChangePassword(t, srv.Addr(), nacostest.Login(t, srv.Addr(), "nacos", good), "nacos", next)
 		// Nacos reloads its users within ~15 s and the daemon's token (10 s)
 		// expires: its logins start failing.
-		waitUntil(t, 60*time.Second, "refused logins", func() bool {
+		testkit.Eventually(t, 60*time.Second, "refused logins", func() bool {
 			return metricValue(t, d.admin, `modelgate_nacos_errors_total{kind="auth"}`) >= 1
 		})
 		base := metricValue(t, d.admin, `modelgate_nacos_errors_total{kind="auth"}`)
-		waitUntil(t, 30*time.Second, "more refused logins, past the empty grace", func() bool {
+		testkit.Eventually(t, 30*time.Second, "more refused logins, past the empty grace", func() bool {
 			return metricValue(t, d.admin, `modelgate_nacos_errors_total{kind="auth"}`) >= base+3
 		})
 		svc := d.pool.Snapshot().Service(key)

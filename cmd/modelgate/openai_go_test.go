@@ -12,6 +12,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -32,7 +33,7 @@ func metricValue(t *testing.T, admin, series string) float64 {
 // the token counters equal the usage the instances reported.
 func TestOpenAIGoClientEndToEnd(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2EGO")
+	group := testkit.UniqueGroup("E2EGO")
 	m := startMock(t, "m", mockllm.Config{StreamChunks: 6})
 	e := startMock(t, "e", mockllm.Config{})
 	nacostest.Register(t, addr, group, "qwen", "127.0.0.1", port(m.Addr()), 1, nil)

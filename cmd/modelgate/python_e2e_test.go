@@ -17,6 +17,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -68,7 +69,7 @@ func pythonEnv(t *testing.T) string {
 func TestPythonSDKAgainstRealNacos(t *testing.T) {
 	python := pythonEnv(t)
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2EPY")
+	group := testkit.UniqueGroup("E2EPY")
 	chatKey := discovery.ServiceKey(group, "qwen")
 	embedKey := discovery.ServiceKey(group, "bge")
 

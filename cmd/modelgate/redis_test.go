@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/redistest"
+	"github.com/modelgate/modelgate/internal/testkit"
 	"github.com/modelgate/modelgate/router"
 )
 
@@ -114,7 +115,7 @@ func TestSharedQuotaThreeDaemons(t *testing.T) {
 func TestSharedCacheAndRedisOutage(t *testing.T) {
 	rs := redistest.Start(t)
 	m := startMock(t, "m", mockllm.Config{})
-	var logs safeBuffer
+	var logs testkit.Buffer
 	// A quota too large to bite: every request still takes from Redis.
 	cfg := sharedConfig(rs.Addr)
 	cfg.Router.Consumers[0].TPM = 1 << 30
@@ -151,8 +152,7 @@ func TestSharedCacheAndRedisOutage(t *testing.T) {
 	if ok == 0 {
 		t.Fatal("no request served")
 	}
-	waitUntil(t, 10*time.Second, "outage and recovery logged", func() bool {
-		out := logs.String()
+	logs.Wait(t, 10*time.Second, "outage and recovery logged", func(out string) bool {
 		return strings.Contains(out, "redis unreachable") && strings.Contains(out, "redis answers again")
 	})
 	if metricValue(t, d2.admin, `modelgate_redis_fallbacks_total{store="quota"}`) < 1 {
@@ -161,7 +161,7 @@ func TestSharedCacheAndRedisOutage(t *testing.T) {
 }
 
 // staticDaemonLogged is staticDaemon with its log in logs.
-func staticDaemonLogged(t *testing.T, cfg *Config, logs *safeBuffer, mocks ...*mockllm.Server) *testDaemon {
+func staticDaemonLogged(t *testing.T, cfg *Config, logs *testkit.Buffer, mocks ...*mockllm.Server) *testDaemon {
 	t.Helper()
 	staticPool(t, cfg, mocks)
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"

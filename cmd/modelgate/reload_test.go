@@ -16,6 +16,7 @@ import (
 	"github.com/modelgate/modelgate/discovery/nacos"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // startFromFile runs a daemon from a config file, as `modelgate -config`
@@ -139,7 +140,7 @@ func TestReloadAddsRouteWithoutCuttingStreams(t *testing.T) {
 
 func TestNacosConfigChangeApplied(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2ECFG")
+	group := testkit.UniqueGroup("E2ECFG")
 	m := startMock(t, "m", mockllm.Config{})
 	nacostest.Register(t, addr, group, "qwen", "127.0.0.1", port(m.Addr()), 1, nil)
 	cfg := nacosConfig(addr, group, "qwen", "keep")
@@ -188,7 +189,7 @@ func TestNacosConfigChangeApplied(t *testing.T) {
 
 func TestSelfRegistration(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("E2ESELF")
+	group := testkit.UniqueGroup("E2ESELF")
 	cfg := nacosConfig(addr, group, "qwen", "keep")
 	cfg.Register = &RegisterConfig{Group: group, IP: "127.0.0.1"}
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"

@@ -15,6 +15,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestNacosRestartUnderTraffic stops Nacos while requests flow: they keep
@@ -22,7 +23,7 @@ import (
 // registration is picked up.
 func TestNacosRestartUnderTraffic(t *testing.T) {
 	srv := nacostest.StartPrivateWith(t)
-	group := uniqueGroup("E2ERESTART")
+	group := testkit.UniqueGroup("E2ERESTART")
 	key := discovery.ServiceKey(group, "qwen")
 	m1 := startMock(t, "m1", mockllm.Config{})
 	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", port(m1.Addr()), 1, nil)
@@ -77,7 +78,7 @@ func TestNacosRestartUnderTraffic(t *testing.T) {
 // stale, then follows Nacos when it returns.
 func TestNacosDownRestartServesSnapshot(t *testing.T) {
 	srv := nacostest.StartPrivateWith(t)
-	group := uniqueGroup("E2ESNAP")
+	group := testkit.UniqueGroup("E2ESNAP")
 	key := discovery.ServiceKey(group, "qwen")
 	m1 := startMock(t, "m1", mockllm.Config{})
 	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", port(m1.Addr()), 1, nil)
@@ -94,7 +95,7 @@ func TestNacosDownRestartServesSnapshot(t *testing.T) {
 	cfg := config()
 	d, stopDaemon := runDaemon(t, cfg, "", nil)
 	d.waitPool(t, key, 20*time.Second, func(l []*discovery.Instance) bool { return len(l) == 1 })
-	waitUntil(t, 10*time.Second, "pool snapshot written", func() bool {
+	testkit.Eventually(t, 10*time.Second, "pool snapshot written", func() bool {
 		got, _, err := discovery.ReadSnapshotFile(cfg.Discovery.Nacos.Snapshot)
 		return err == nil && len(got[key]) == 1
 	})
@@ -124,7 +125,7 @@ func TestNacosDownRestartServesSnapshot(t *testing.T) {
 	m2 := startMock(t, "m2", mockllm.Config{})
 	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", port(m2.Addr()), 1, nil)
 	d.waitPool(t, key, 30*time.Second, func(l []*discovery.Instance) bool { return len(l) == 2 })
-	waitUntil(t, 10*time.Second, "stale cleared", func() bool { return !d.pool.Stale() })
+	testkit.Eventually(t, 10*time.Second, "stale cleared", func() bool { return !d.pool.Stale() })
 	if metricValue(t, d.admin, "modelgate_pool_stale") != 0 {
 		t.Fatal("modelgate_pool_stale still 1")
 	}

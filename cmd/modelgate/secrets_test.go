@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/internal/mockllm"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestSecretsNeverLeak runs the daemon binary with a consumer key, an
@@ -49,7 +50,7 @@ credentials:
 `)
 	cmd := exec.Command(bin, "-config", filepath.Join(dir, "modelgate.yaml"), "-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "MG_TEST_UPSTREAM_KEY="+upstreamKey, "MG_TEST_ADMIN_TOKEN="+adminToken)
-	var stdout, stderr safeBuffer
+	var stdout, stderr testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ credentials:
 			<-exited
 		}
 	}()
-	stderr.waitFor(t, `"message":"modelgate serving"`)
+	stderr.WaitFor(t, 10*time.Second, `"message":"modelgate serving"`)
 	var serving struct{ API, Admin string }
 	for line := range strings.Lines(stderr.String()) {
 		if strings.Contains(line, `"modelgate serving"`) {
@@ -73,17 +74,15 @@ credentials:
 		t.Fatalf("no listener line: %s", stderr.String())
 	}
 	// Serving is not ready: wait until the pool has been read.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !testkit.Await(15*time.Second, 20*time.Millisecond, func() bool {
 		resp, err := http.Get("http://" + serving.Admin + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready after 15 s: %v", err)
-		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatal("daemon not ready after 15 s")
 	}
 	http.DefaultClient.CloseIdleConnections()
 
@@ -218,11 +217,4 @@ func cpuOf(t *testing.T, pid int) time.Duration {
 		}
 	}
 	return total
-}
-
-// String returns everything written so far.
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/modelgate/modelgate/degrade/quota"
 	"github.com/modelgate/modelgate/degrade/replycache"
 	"github.com/modelgate/modelgate/internal/redistest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 func client(t *testing.T, addr string) *redis.Client {
@@ -24,14 +25,6 @@ func client(t *testing.T, addr string) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // admitted runs 32 clients spread over stores for d, each asking for 50
 // tokens at a time under tpm 6000, and returns the tokens admitted.
@@ -125,7 +118,7 @@ func TestRedisKilledFallsBackAndRecovers(t *testing.T) {
 		admits   bool
 	}{{FallbackLocal, true}, {FallbackOpen, true}, {FallbackClosed, false}} {
 		t.Run(string(tc.fallback), func(t *testing.T) {
-			var logs logBuf
+			var logs testkit.Buffer
 			set := metrics.NewSet()
 			q, err := NewQuota(client(t, srv.Addr), QuotaOptions{Fallback: tc.fallback, Logger: zerolog.New(&logs), Metrics: set})
 			if err != nil {
@@ -153,13 +146,11 @@ func TestRedisKilledFallsBackAndRecovers(t *testing.T) {
 				t.Fatalf("want one outage line:\n%s", logs.String())
 			}
 			srv.Restart(t)
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(logs.String(), "redis answers again") {
-				if time.Now().After(deadline) {
-					t.Fatalf("no recovery within 10s:\n%s", logs.String())
-				}
-				_, _, _ = q.Take(ctx, "c", lim, 10, time.Now())
-				time.Sleep(20 * time.Millisecond)
+			if !testkit.Await(10*time.Second, 20*time.Millisecond, func() bool {
+				_, _, _ = q.Take(ctx, "c", lim, 10, time.Now()) // a take notices the recovery
+				return strings.Contains(logs.String(), "redis answers again")
+			}) {
+				t.Fatalf("no recovery within 10s:\n%s", logs.String())
 			}
 		})
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
-
-// syncBuffer is a log sink safe for the watcher's goroutine and the test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func metricValue(set *metrics.Set, name string) string {
 	var b bytes.Buffer
@@ -59,7 +41,7 @@ func TestRefusedLoginIsAnErrorNotAnEmptyPool(t *testing.T) {
 	f := newFake(true)
 	f.set(key, mi("10.0.0.1", 1))
 	f.authFail = true
-	var logs syncBuffer
+	var logs testkit.Buffer
 	log := zerolog.New(&logs)
 	set := metrics.NewSet()
 	clk := &clock{}
@@ -83,7 +65,7 @@ func TestRefusedLoginIsAnErrorNotAnEmptyPool(t *testing.T) {
 	f.authFail = false
 	f.mu.Unlock()
 	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
-	eventually(t, 2*time.Second, "synced", func() bool { return isSynced(pool) })
+	testkit.Eventually(t, 2*time.Second, "synced", func() bool { return isSynced(pool) })
 
 	// The password changes under the running watcher: long past every grace
 	// period, nothing is retired, because Nacos never said so.
@@ -110,7 +92,7 @@ func TestSnapshotServesWhenNacosIsDownAtStart(t *testing.T) {
 		ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond}
 	pool, stop := start(t, f, opts)
 	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return count(a)(s) == 1 && count(b)(s) == 2 })
-	eventually(t, 2*time.Second, "snapshot written", func() bool {
+	testkit.Eventually(t, 2*time.Second, "snapshot written", func() bool {
 		got, _, err := discovery.ReadSnapshotFile(path)
 		return err == nil && len(got[a]) == 1 && len(got[b]) == 2
 	})
@@ -123,7 +105,7 @@ func TestSnapshotServesWhenNacosIsDownAtStart(t *testing.T) {
 	set := metrics.NewSet()
 	pool2, stop2 := start(t, f, Options{SnapshotPath: path, Metrics: set, ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond})
 	defer stop2()
-	eventually(t, 2*time.Second, "synced from the snapshot", func() bool { return isSynced(pool2) })
+	testkit.Eventually(t, 2*time.Second, "synced from the snapshot", func() bool { return isSynced(pool2) })
 	if !pool2.Stale() {
 		t.Fatal("pool from the snapshot not marked stale")
 	}
@@ -143,7 +125,7 @@ func TestSnapshotServesWhenNacosIsDownAtStart(t *testing.T) {
 	f.services[a] = append(f.services[a], mi("10.0.0.4", 1))
 	f.mu.Unlock()
 	waitFor(t, pool2, 2*time.Second, func(s *discovery.Snapshot) bool { return count(a)(s) == 2 && s.Service(b) == nil })
-	eventually(t, 2*time.Second, "stale cleared", func() bool { return !pool2.Stale() })
+	testkit.Eventually(t, 2*time.Second, "stale cleared", func() bool { return !pool2.Stale() })
 }
 
 func TestNoSnapshotServedOnRefusedLogin(t *testing.T) {
@@ -170,13 +152,13 @@ func TestBackstopReadsAreRateCapped(t *testing.T) {
 	}
 	pool, stop := start(t, f, Options{ReconcileInterval: time.Millisecond, ReconcileRate: 20, ListInterval: time.Hour})
 	defer stop()
-	eventually(t, 5*time.Second, "synced", func() bool { return isSynced(pool) })
+	testkit.Eventually(t, 5*time.Second, "synced", func() bool { return isSynced(pool) })
 	base := f.reads.Load() // the first listing read each service once
 	if base < 200 {
 		t.Fatalf("first listing read %d services, want 200", base)
 	}
 	begin := time.Now()
-	eventually(t, 5*time.Second, "backstop reads", func() bool { return f.reads.Load() >= base+5 })
+	testkit.Eventually(t, 5*time.Second, "backstop reads", func() bool { return f.reads.Load() >= base+5 })
 	time.Sleep(time.Second) // the measured window itself, not a synchronisation
 	reads := float64(f.reads.Load()-base) / time.Since(begin).Seconds()
 	if reads > 20*1.25+1 {

@@ -1,13 +1,12 @@
 package nacos_test
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/modelgate/modelgate/discovery/nacos"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestCompareAndPublish against the real Nacos: a write against the
@@ -18,7 +17,7 @@ func TestCompareAndPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	group, id := fmt.Sprintf("CAS_%d", rand.Uint32()), "cas.yaml"
+	group, id := testkit.UniqueGroup("CAS"), "cas.yaml"
 	t.Cleanup(func() { _ = c.Publish(id, group, "# test over"); c.Close() })
 	if ok, err := c.CompareAndPublish(id, group, "a: 1", ""); !ok || err != nil {
 		t.Fatalf("create: %v %v", ok, err)
@@ -29,15 +28,12 @@ func TestCompareAndPublish(t *testing.T) {
 	if ok, err := c.CompareAndPublish(id, group, "a: 3", "a: 1"); ok || err != nil {
 		t.Fatalf("update from stale content: %v %v, want refused", ok, err)
 	}
-	deadline := time.Now().Add(5 * time.Second) // Nacos serves reads from a cache updated shortly after a write
-	for {
-		got, err := c.Get(id, group)
-		if err == nil && got == "a: 2" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("entry holds %q (%v), want the accepted write", got, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Nacos serves reads from a cache updated shortly after a write.
+	var got string
+	if !testkit.Await(5*time.Second, 50*time.Millisecond, func() bool {
+		got, err = c.Get(id, group)
+		return err == nil && got == "a: 2"
+	}) {
+		t.Fatalf("entry holds %q (%v), want the accepted write", got, err)
 	}
 }

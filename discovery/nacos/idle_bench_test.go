@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // BenchmarkIdleCalls500Services measures what one watcher costs Nacos when
@@ -22,7 +23,7 @@ import (
 //	go test -run '^$' -bench IdleCalls -benchtime 1x ./discovery/nacos/
 func BenchmarkIdleCalls500Services(b *testing.B) {
 	addr := nacostest.Addr(b)
-	group := uniqueGroup("BENCHIDLE")
+	group := testkit.UniqueGroup("BENCHIDLE")
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port Nacos's TCP health check finds open
 	if err != nil {
 		b.Fatal(err)
@@ -66,11 +67,8 @@ func BenchmarkIdleCalls500Services(b *testing.B) {
 		}
 		pool, stop := runBench(w)
 		begin := time.Now()
-		for len(pool.Snapshot().Services()) < services {
-			if time.Since(begin) > 2*time.Minute {
-				b.Fatalf("only %d services after 2 minutes", len(pool.Snapshot().Services()))
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testkit.Await(2*time.Minute, 50*time.Millisecond, func() bool { return len(pool.Snapshot().Services()) >= services }) {
+			b.Fatalf("only %d services after 2 minutes", len(pool.Snapshot().Services()))
 		}
 		full := time.Since(begin)
 		time.Sleep(5 * time.Second) // let the start-up reads settle

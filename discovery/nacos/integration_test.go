@@ -18,12 +18,6 @@ import (
 
 // These tests run against a real Nacos server (see internal/nacostest).
 
-// uniqueGroup and eventually are the shared test helpers.
-var (
-	uniqueGroup = testkit.UniqueGroup
-	eventually  = testkit.Eventually
-)
-
 // runWatcher starts a Watcher on a real SDK client and returns its pool.
 func runWatcher(t *testing.T, addr string, opts Options) (*discovery.Pool, *Watcher) {
 	t.Helper()
@@ -72,7 +66,7 @@ func instances(pool *discovery.Pool, key string) []*discovery.Instance {
 
 func TestRealNacosLifecycle(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("IT")
+	group := testkit.UniqueGroup("IT")
 	key := discovery.ServiceKey(group, "qwen")
 	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41001, 3, map[string]string{"version": "v1", "gpu": "a100"})
 	b := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41002, 1, map[string]string{"version": "v2"})
@@ -113,7 +107,7 @@ func TestRealNacosLifecycle(t *testing.T) {
 
 func TestRealNacosEmptyKeep(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("ITKEEP")
+	group := testkit.UniqueGroup("ITKEEP")
 	key := discovery.ServiceKey(group, "qwen")
 	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41011, 1, nil)
 	set := metrics.NewSet()
@@ -121,13 +115,13 @@ func TestRealNacosEmptyKeep(t *testing.T) {
 	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
 
 	a.Deregister()
-	eventually(t, 5*time.Second, "empty list held", func() bool { return w.held() == 1 })
+	testkit.Eventually(t, 5*time.Second, "empty list held", func() bool { return w.held() == 1 })
 	if n := count(key)(pool.Snapshot()); n != 1 {
 		t.Fatalf("pool has %d instances, want the last good 1", n)
 	}
 	// A new registration replaces the held list at once.
 	a.Reregister()
-	eventually(t, 5*time.Second, "hold released", func() bool { return w.held() == 0 })
+	testkit.Eventually(t, 5*time.Second, "hold released", func() bool { return w.held() == 0 })
 	if n := count(key)(pool.Snapshot()); n != 1 {
 		t.Fatalf("pool has %d instances", n)
 	}
@@ -137,8 +131,8 @@ func TestRealNacosEmptyKeep(t *testing.T) {
 // Pushes alone carry changes here: the backstop is off.
 func TestRealNacosFailoverAndPushOnly(t *testing.T) {
 	addr := nacostest.Addr(t)
-	dead := nacostest.DeadAddr(t)
-	group := uniqueGroup("ITFAIL")
+	dead := testkit.FreeAddr(t)
+	group := testkit.UniqueGroup("ITFAIL")
 	key := discovery.ServiceKey(group, "qwen")
 	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41031, 1, nil)
 	pool, _ := runWatcherOn(t, ClientConfig{Servers: []string{dead, addr}},
@@ -158,7 +152,7 @@ func TestRealNacosFailoverAndPushOnly(t *testing.T) {
 // the default list interval).
 func TestRealNacosNewServiceWithin2s(t *testing.T) {
 	addr := nacostest.Addr(t)
-	group := uniqueGroup("ITNEW")
+	group := testkit.UniqueGroup("ITNEW")
 	nacostest.Register(t, addr, group, "first", "127.0.0.1", 41040, 1, nil)
 	pool, _ := runWatcher(t, addr, Options{Groups: []string{group}, ListInterval: 1500 * time.Millisecond,
 		ReconcileInterval: time.Hour})

@@ -16,11 +16,12 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 func TestRealNacosRestart(t *testing.T) {
 	srv := nacostest.StartPrivateWith(t)
-	group := uniqueGroup("ITRESTART")
+	group := testkit.UniqueGroup("ITRESTART")
 	key := discovery.ServiceKey(group, "qwen")
 	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", 41021, 1, nil)
 	set := metrics.NewSet()
@@ -30,7 +31,7 @@ func TestRealNacosRestart(t *testing.T) {
 	srv.Stop(t)
 	// Nacos is gone: listings fail and the pool keeps what it had.
 	synced := w.lastSync.Load()
-	eventually(t, 10*time.Second, "a failed listing", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a failed listing", func() bool {
 		return time.Since(time.Unix(0, w.lastSync.Load())) > 2*time.Second && w.lastSync.Load() == synced
 	})
 	if n := count(key)(pool.Snapshot()); n != 1 {

@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // Server is one running server process.
@@ -253,10 +255,7 @@ func start(t testing.TB, name, readyPath string, timeout time.Duration, newCmd f
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
+		port := testkit.FreePort(t)
 		s := &Server{Name: name, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			cmd: newCmd(port), log: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
 		s.URL = "http://" + s.Addr
@@ -311,15 +310,6 @@ func waitReady(s *Server, path string, timeout time.Duration) error {
 		time.Sleep(100 * time.Millisecond) // polling a process we cannot be notified by
 	}
 	return fmt.Errorf("not ready after %s (last: %s):\n%s", timeout, last, s.Log())
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // RepoRoot is the module's root directory.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // engineChat is a chat request whose messages are a ~4 KB system prompt of
@@ -73,12 +75,8 @@ func TestEngineSlotsQueue(t *testing.T) {
 		wg.Go(func() { enginePost(t, s, "/v1/chat/completions", engineChat(i, 0, false)) })
 	}
 	<-started // one is in its slot
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Engine().Waiting != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("engine %+v, want 2 waiting", s.Engine())
-		}
-		time.Sleep(time.Millisecond)
+	if !testkit.Await(10*time.Second, time.Millisecond, func() bool { return s.Engine().Waiting == 2 }) {
+		t.Fatalf("engine %+v, want 2 waiting", s.Engine())
 	}
 	if st := s.Engine(); st.Running != 1 {
 		t.Errorf("engine %+v, want 1 running", st)

@@ -51,19 +51,6 @@ func Addr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultPort))
 }
 
-// DeadAddr returns "127.0.0.1:PORT" of a port nothing listens on (it was
-// free a moment ago), for a server that is down.
-func DeadAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // Server is a private Nacos server that a test may stop and start.
 type Server struct {
 	Port     int

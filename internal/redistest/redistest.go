@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // Server is a running redis-server.
@@ -29,13 +31,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("scripts/redis.sh: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	s := &Server{Addr: addr, bin: strings.TrimSpace(string(out))}
+	s := &Server{Addr: testkit.FreeAddr(t), bin: strings.TrimSpace(string(out))}
 	s.start(t)
 	t.Cleanup(s.stop)
 	return s

@@ -1,6 +1,7 @@
 // Package testkit holds the helpers the project's tests share: polling for
-// a condition with a deadline, unique names for shared registries, and free
-// loopback ports. It is imported by tests only.
+// a condition with a deadline, a concurrency-safe output buffer to read and
+// wait on, unique names for shared registries, and free loopback ports. It
+// is imported by tests and test servers only.
 package testkit
 
 import (
@@ -18,15 +19,26 @@ import (
 // synchronisation. Polls start 1 ms apart and back off to 20 ms.
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Await(within, 20*time.Millisecond, cond) {
+		t.Fatalf("%s: not within %v", what, within)
+	}
+}
+
+// Await polls cond until it holds or the time is up, and reports whether
+// it held: the test then says what it saw. Polls start 1 ms apart and back
+// off to every (the pace for a condition costly to check, such as a query
+// to another server, or one that drives the state awaited).
+func Await(within, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
-	pause := time.Millisecond
+	pause := min(time.Millisecond, every)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
+			return false
 		}
 		time.Sleep(pause)
-		pause = min(2*pause, 20*time.Millisecond)
+		pause = min(2*pause, every)
 	}
+	return true
 }
 
 // UniqueGroup returns prefix with a random suffix, a Nacos group (or any
@@ -42,6 +54,13 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr returns "127.0.0.1:PORT" of a port that was free a moment ago:
+// for a server the test starts there, or as the address of one that is down.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 }
 
 // FreePortSet returns a port p from [lo, hi) such that p plus each offset
