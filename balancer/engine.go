@@ -18,10 +18,15 @@ type EngineLoad struct {
 // counts, unless WithEngineStale says otherwise.
 const DefaultEngineStale = 3 * time.Second
 
-// SetEngineLoad records instance id's engine load as of now. Until it is
+// SetEngineLoad records instance id's engine load as of now, and
+// modelgate's own in-flight count on it at the same moment. Until it is
 // older than the stale age (WithEngineStale), policies see the instance's
-// load (Candidates.Load) as the larger of its engine's count and
-// modelgate's own in-flight count; afterwards, in-flight alone. It reports
+// load (Candidates.Load) as its in-flight count now plus the engine's
+// requests beyond modelgate's own at the scrape (other clients', other
+// replicas'); afterwards, in-flight alone. The in-flight part is always
+// live: a scrape that saw this replica's own requests does not make the
+// instance look busy after they end, which would steer every pick until the
+// next scrape elsewhere. It reports
 // whether id is in the pool the balancer last built from. It is safe for
 // concurrent use and meant for a background scraper, not the request path.
 func (b *Balancer) SetEngineLoad(id string, l EngineLoad) bool {
@@ -29,6 +34,7 @@ func (b *Balancer) SetEngineLoad(id string, l EngineLoad) bool {
 	if s == nil {
 		return false
 	}
+	s.engOwn.Store(max(s.inflight.Load(), 0))
 	s.engWaiting.Store(max(l.Waiting, 0))
 	s.engRunning.Store(max(l.Running, 0))
 	s.engAt.Store(max(b.env.clock(), 1))
@@ -52,12 +58,12 @@ func (s *stats) engine(e *env, now int64) (EngineLoad, bool) {
 	return EngineLoad{Waiting: s.engWaiting.Load(), Running: s.engRunning.Load()}, true
 }
 
-// load is the instance's load at clock now: in-flight, or the engine's
-// waiting+running count when fresher and larger.
+// load is the instance's load at clock now: in-flight, plus the requests
+// its engine held beyond this replica's own at the last fresh scrape.
 func (s *stats) load(e *env, now int64) int64 {
 	n := max(s.inflight.Load(), 0)
 	if l, ok := s.engine(e, now); ok {
-		n = max(n, l.Waiting+l.Running)
+		n += max(l.Waiting+l.Running-s.engOwn.Load(), 0)
 	}
 	return n
 }
@@ -67,8 +73,9 @@ func (c Candidates) EngineLoad(i int) (EngineLoad, bool) {
 	return c.nodes[i].st.engine(c.env, c.env.clock())
 }
 
-// Load returns candidate i's load: its in-flight count, or its engine's
-// waiting+running count while that is fresh and larger (see SetEngineLoad).
+// Load returns candidate i's load: its in-flight count, plus, while its
+// engine load is fresh, the engine's requests beyond modelgate's own at the
+// scrape (see SetEngineLoad).
 func (c Candidates) Load(i int) int64 { return c.nodes[i].st.load(c.env, c.env.clock()) }
 
 // EngineSettings configures the engine-aware policy (package engine): the
@@ -147,6 +154,10 @@ func (p enginePolicy) Build(set Candidates) Selector {
 	sel := &engineSelector{s: p.s, fallback: p2c{}.Build(set)}
 	if p.s.Prefix > 0 && set.Len() > 0 {
 		sel.index = set.env.prefixes.get(set.nodes[0].in.ServiceKey())
+		sel.serials = make([]uint32, set.Len())
+		for i := range set.nodes {
+			sel.serials[i] = set.nodes[i].st.serial
+		}
 	}
 	return sel
 }
@@ -160,33 +171,91 @@ const maxScored = 128
 type engineSelector struct {
 	s        EngineSettings
 	index    *prefixIndex // nil when prefixes weigh nothing
+	serials  []uint32     // of the set's candidates, to find the index's answer among them
 	fallback Selector
 }
 
 // Select is package engine's Selector.Select. It does not allocate: the
 // prompt's block hashes and the per-candidate figures live on its stack.
+//
+// The candidate that served the longest prefix of the prompt (its home)
+// is the only one with a prefix score. When the home is light enough that
+// the bounded load cannot exclude it and its score beats the best any
+// other candidate could reach, it wins without the others being scored;
+// otherwise every available candidate is scored.
 func (s *engineSelector) Select(c Candidates) int {
 	n := len(c.nodes)
 	if n > maxScored {
 		return s.fallback.Select(c)
 	}
-	var (
-		hs    [MaxPrefixBlocks]uint64
-		match [maxScored]uint16
-		k     int
-	)
+	var hs [MaxPrefixBlocks]uint64
+	k, home, depth := 0, -1, 0
 	if s.index != nil && c.req != nil && len(c.req.Prompt) >= PrefixBlockSize {
 		k = hashBlocks(c.env.seed, c.req.Prompt, &hs)
-		s.matches(&c, hs[:k], &match)
+		home, depth = s.home(&c, hs[:k])
 	}
 	now := c.env.clock()
+	best := -1
+	if home >= 0 {
+		best = s.settled(&c, home, float64(depth)/float64(k), now)
+	}
+	if best < 0 {
+		if best = s.score(&c, home, depth, k, now); best < 0 {
+			return -1
+		}
+	}
+	if k > 0 {
+		s.index.record(hs[:k], c.nodes[best].st.serial)
+	}
+	return best
+}
+
+// home returns the available candidate that served the longest prefix of
+// the prompt whose block hashes are hs, and that prefix's length in
+// blocks; -1 when there is none.
+func (s *engineSelector) home(c *Candidates, hs []uint64) (int, int) {
+	serial, depth := s.index.longest(hs)
+	if serial == 0 {
+		return -1, 0
+	}
+	for i, v := range s.serials {
+		if v == serial {
+			if !c.available(i) {
+				break
+			}
+			return i, depth
+		}
+	}
+	return -1, 0
+}
+
+// settled returns home when it wins whatever the others' figures: its load
+// is below its weight (so within any bound, which is at least 1) and its
+// score, counting no latency score, exceeds the most any other candidate
+// can score (a full queue and latency score, no prefix). Otherwise -1.
+func (s *engineSelector) settled(c *Candidates, home int, share float64, now int64) int {
+	nd := &c.nodes[home]
+	l := float64(nd.st.load(c.env, now))
+	if (l+1)*nd.inv > 1 {
+		return -1
+	}
+	if s.s.Prefix*share+s.s.Queue/(1+l*nd.inv) > s.s.Queue+s.s.Latency {
+		return home
+	}
+	return -1
+}
+
+// score scores every available candidate, home (-1 for none) matching
+// depth of the prompt's k blocks, and returns the best within the bounded
+// load; -1 when none is available.
+func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int {
+	n := len(c.nodes)
 	var (
-		load                 [maxScored]float64
-		sumLoad, sumW        float64
-		minLat               = int64(math.MaxInt64)
-		avail                int
-		rot                  = int(c.env.rand() % uint64(n))
-		bestPrefix, bestLoad = -1, -1
+		load          [maxScored]float64 // per unit of weight; -1 when unavailable
+		lat           [maxScored]int64
+		sumLoad, sumW float64
+		minLat        = int64(math.MaxInt64)
+		avail         int
 	)
 	for i := range n {
 		if !c.available(i) {
@@ -198,8 +267,8 @@ func (s *engineSelector) Select(c Candidates) int {
 		sumLoad += l
 		sumW += nd.weight
 		load[i] = l * nd.inv
-		if lat := nd.st.ewma.Load(); lat > 0 {
-			minLat = min(minLat, lat)
+		if lat[i] = nd.st.ewma.Load(); lat[i] > 0 {
+			minLat = min(minLat, lat[i])
 		}
 		avail++
 	}
@@ -209,12 +278,15 @@ func (s *engineSelector) Select(c Candidates) int {
 	// Bounded load: an instance may carry at most LoadFactor × the mean
 	// (this request included), per unit of weight, rounded up.
 	capacity := math.Ceil(s.s.LoadFactor * (sumLoad + 1) / sumW)
-	prefixUnit := 0.0
-	if k > 0 {
-		prefixUnit = s.s.Prefix / float64(k)
+	homeScore := 0.0
+	if home >= 0 {
+		homeScore = s.s.Prefix * float64(depth) / float64(k)
 	}
-	var bestScore, bestAny float64
-	bestMatch := uint16(0)
+	var (
+		bestScore, bestAny   float64
+		bestPrefix, bestLoad = -1, -1
+		rot                  = int(c.env.rand() % uint64(n))
+	)
 	for j := range n {
 		i := j + rot
 		if i >= n {
@@ -226,53 +298,27 @@ func (s *engineSelector) Select(c Candidates) int {
 		// Queue and latency scores are ratios, not min-max spreads: one
 		// request more than the others, or a somewhat slower average, costs
 		// a little, so that a long prefix match outweighs them.
-		score := prefixUnit*float64(match[i]) + s.s.Queue/(1+load[i])
+		score := s.s.Queue / (1 + load[i])
+		if i == home {
+			score += homeScore
+		}
 		// Within 1.5× of the fastest is a tie (as in p2c): noise in the
 		// averages must not outweigh a request more in a queue.
-		if lat := c.nodes[i].st.ewma.Load(); lat <= 0 || minLat == math.MaxInt64 || 2*lat <= 3*minLat {
+		if lt := lat[i]; lt <= 0 || minLat == math.MaxInt64 || 2*lt <= 3*minLat {
 			score += s.s.Latency
 		} else {
-			score += s.s.Latency * float64(minLat) / float64(lat)
+			score += s.s.Latency * float64(minLat) / float64(lt)
 		}
 		if bestLoad < 0 || score > bestAny {
 			bestLoad, bestAny = i, score
 		}
 		if load[i]+c.nodes[i].inv <= capacity &&
-			(bestPrefix < 0 || score > bestScore || (score == bestScore && match[i] > bestMatch)) {
-			bestPrefix, bestScore, bestMatch = i, score, match[i]
+			(bestPrefix < 0 || score > bestScore || (score == bestScore && i == home)) {
+			bestPrefix, bestScore = i, score
 		}
 	}
-	best := bestPrefix
-	if best < 0 {
-		best = bestLoad // everyone is over the bound (weights skewed): the best anyway
+	if bestPrefix < 0 {
+		return bestLoad // everyone is over the bound (weights skewed): the best anyway
 	}
-	if k > 0 {
-		s.index.record(hs[:k], c.nodes[best].st.serial)
-	}
-	return best
-}
-
-// matches sets match[i] to the number of leading blocks of hs that
-// candidate i served most recently, stopping at the first block nobody
-// did.
-func (s *engineSelector) matches(c *Candidates, hs []uint64, match *[maxScored]uint16) {
-	lastSerial, last := uint32(0), -1
-	for j, h := range hs {
-		serial := s.index.lookup(h)
-		if serial == 0 {
-			return
-		}
-		if serial != lastSerial {
-			lastSerial, last = serial, -1
-			for i := range c.nodes {
-				if c.nodes[i].st.serial == serial {
-					last = i
-					break
-				}
-			}
-		}
-		if last >= 0 {
-			match[last] = uint16(j + 1)
-		}
-	}
+	return bestPrefix
 }

@@ -34,7 +34,10 @@ func hashBlocks(seed maphash.Seed, p []byte, out *[MaxPrefixBlocks]uint64) int {
 	k := min(len(p)/PrefixBlockSize, MaxPrefixBlocks)
 	h := uint64(0x243f6a8885a308d3)
 	for j := range k {
-		h = mix(h ^ maphash.Bytes(seed, p[j*PrefixBlockSize:(j+1)*PrefixBlockSize]))
+		// maphash's output is uniform in every bit; multiplying by an odd
+		// constant is a bijection that makes the chain depend on the order
+		// of the blocks. The low bits (an index set) stay uniform.
+		h = (h ^ maphash.Bytes(seed, p[j*PrefixBlockSize:(j+1)*PrefixBlockSize])) * 0x9e3779b97f4a7c15
 		out[j] = h
 	}
 	return k
@@ -83,17 +86,51 @@ func (x *prefixIndex) lookup(h uint64) uint32 {
 	return 0
 }
 
+// longest returns the serial of the instance that last served the
+// longest prefix of hs the index knows, and that prefix's length in
+// blocks; 0, 0 when it does not know hs[0]. A record stores every block of
+// a prompt, so the known blocks of a prompt are a prefix of hs (but for
+// evictions, which make the answer shorter or longer by a little): a binary
+// search finds its end in log2(len(hs)) lookups.
+func (x *prefixIndex) longest(hs []uint64) (uint32, int) {
+	serial := x.lookup(hs[0])
+	if serial == 0 {
+		return 0, 0
+	}
+	depth := 1
+	for lo, hi := 1, len(hs); lo < hi; {
+		mid := int(uint(lo+hi) >> 1)
+		if s := x.lookup(hs[mid]); s != 0 {
+			serial, depth, lo = s, mid+1, mid+1
+		} else {
+			hi = mid
+		}
+	}
+	return serial, depth
+}
+
 // record notes that the instance with serial s (never 0) serves the
-// blocks with hashes hs.
+// blocks with hashes hs. An entry that already says so is left alone but
+// for its stamp, refreshed only once it is touchEvery records old: a
+// conversation's every turn re-records its earlier blocks, and rewriting
+// them all would cost a store (and a shared cache line) each.
 func (x *prefixIndex) record(hs []uint64, s uint32) {
 	now := x.clock.Add(1)
+next:
 	for _, h := range hs {
 		base := int(h&x.mask) * prefixWays
 		tag := h >> serialBits
+		want := tag<<serialBits | uint64(s&serialMask)
 		victim, oldest := base, uint32(0)
 		for w := range prefixWays {
 			i := base + w
 			e := x.entries[i].Load()
+			if e == want {
+				if now-x.stamps[i].Load() > touchEvery {
+					x.stamps[i].Store(now)
+				}
+				continue next
+			}
 			if e == 0 || e>>serialBits == tag {
 				victim = i
 				break
@@ -102,10 +139,16 @@ func (x *prefixIndex) record(hs []uint64, s uint32) {
 				victim, oldest = i, age
 			}
 		}
-		x.entries[victim].Store(tag<<serialBits | uint64(s&serialMask))
+		x.entries[victim].Store(want)
 		x.stamps[victim].Store(now)
 	}
 }
+
+// touchEvery is how stale (in records) the stamp of an entry recorded again
+// may grow before it is refreshed: least-recently-used order within a set
+// is kept to within touchEvery records, far less than the records it takes
+// to turn a set over.
+const touchEvery = 16
 
 // prefixTable holds one prefix index per service, created on the first
 // build of a set whose policy scores prefixes and kept across rebuilds while

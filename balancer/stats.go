@@ -28,6 +28,7 @@ type stats struct {
 	engWaiting atomic.Int64
 	engRunning atomic.Int64
 	engAt      atomic.Int64 // env clock when set; 0 for never or cleared
+	engOwn     atomic.Int64 // inflight when set: the engine's requests that were ours
 }
 
 func newStats(id string, serial uint32, e *env) *stats {

@@ -39,6 +39,33 @@ func TestPickWithPrefixDoesNotAllocate(t *testing.T) {
 func BenchmarkPickPrefix(b *testing.B) {
 	bal := pool(64, engine.Settings{})
 	req := &balancer.Request{Route: "chat", Prompt: prompt8K(bal)}
+	benchPick(b, bal, req)
+}
+
+// BenchmarkPickPrefixLoaded is BenchmarkPickPrefix with two requests in
+// flight on every instance, the home included: the home's load no longer
+// settles the pick by itself, so every candidate is scored.
+func BenchmarkPickPrefixLoaded(b *testing.B) {
+	bal := pool(64, engine.Settings{})
+	req := &balancer.Request{Route: "chat", Prompt: prompt8K(bal)}
+	var held []balancer.Picked
+	for i := range 64 * 2 {
+		p, err := bal.Pick(&balancer.Request{Route: "chat", Prompt: conversation(1000+i, 0)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = append(held, p)
+	}
+	b.Cleanup(func() {
+		for _, p := range held {
+			p.Done(balancer.Result{Status: 200})
+		}
+	})
+	benchPick(b, bal, req)
+}
+
+// benchPick measures Pick and Done of req on bal.
+func benchPick(b *testing.B, bal *balancer.Balancer, req *balancer.Request) {
 	res := balancer.Result{Status: 200}
 	b.ReportAllocs()
 	for b.Loop() {

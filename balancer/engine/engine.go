@@ -6,22 +6,34 @@
 //     is cut into blocks of balancer.PrefixBlockSize bytes, hashed so that
 //     block k's hash covers blocks 0..k, and looked up in an approximate,
 //     bounded index per service of which instance most recently served each
-//     block hash. An instance scores the share of the prompt's blocks it
-//     served: a conversation's next turn goes where its earlier turns are in
-//     the engine's KV cache.
-//   - Queue: the instance's load — modelgate's in-flight count, or the
-//     engine's own waiting+running count while a background scraper keeps it
-//     fresh (balancer.Balancer.SetEngineLoad) — per unit of Nacos weight,
-//     lowest best.
+//     block hash. The instance that served the longest prefix of the
+//     prompt (found by binary search over the blocks) scores the share of
+//     the prompt's blocks that prefix covers: a conversation's next turn
+//     goes where its earlier turns are in the engine's KV cache.
+//   - Queue: the instance's load — modelgate's in-flight count, plus, while
+//     a background scraper keeps the engine's own waiting+running count
+//     fresh (balancer.Balancer.SetEngineLoad), the engine's requests beyond
+//     modelgate's own at the scrape — per unit of Nacos weight, lowest best.
+//     The in-flight part is live, so a scrape taken while this replica's
+//     own requests ran does not steer picks away after they end.
 //   - Latency: the moving average of time to first token, lowest best.
 //
 // Each score is in [0, 1] — the matched share of the prompt's blocks,
-// 1/(1+load), the fastest latency over the instance's (1 within 1.5×) — and weighed
-// (default prefix 3, queue 2, latency 1): with the defaults, a
-// conversation's home instance keeps it against an idle, faster one. Bounded load keeps a hot conversation from
+// 1/(1+load), the fastest latency over the instance's (1 within 1.5×) — and
+// weighed (default prefix 3, queue 2, latency 1): with the defaults, a
+// conversation's home instance keeps it against an idle, faster one.
+// Bounded load keeps a hot conversation from
 // piling onto one instance: a candidate whose load would exceed LoadFactor
 // (default 1.5) times the mean is passed over for the next best. The chosen
 // instance is recorded in the index as serving the prompt's blocks.
+//
+// With no prefix match the prefix score is 0 everywhere and the pick is the
+// least loaded candidate (ties broken at random, latency as above): with
+// modelgate's live in-flight counts that spreads unique prompts at least as
+// evenly as p2c's two random choices, which is why the engine's stale
+// counts only add to them. When the home instance is below its weight in
+// load and its prefix outscores anything the others could reach, it is
+// chosen without scoring the others.
 //
 // Tags, splits, stickiness, max_concurrency and breakers apply exactly as
 // with any policy: the balancer narrows the candidates, the policy chooses

@@ -273,3 +273,44 @@ func TestHomeOutweighsALittleLoadAndLatency(t *testing.T) {
 		t.Errorf("turn 2 went to the idle, faster %s, not its home %s", p.Instance.ID(), home)
 	}
 }
+
+// A scrape that saw this replica's own requests must not make their
+// instance look busy once they have ended: the engine's count beyond
+// modelgate's in-flight at the scrape is what counts, added to the live
+// in-flight count.
+func TestOwnRequestsInAScrapeDoNotSteer(t *testing.T) {
+	clock := lbtest.NewClock()
+	b := pool(2, engine.Settings{Prefix: 0, Queue: 1}, balancer.WithClock(clock.Now))
+	var held []balancer.Picked
+	for range 4 {
+		p, err := b.Pick(&balancer.Request{Route: "chat", Exclude: []string{lbtest.ID(2)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, p)
+	}
+	// The engine reports the four requests, and one from elsewhere.
+	b.SetEngineLoad(lbtest.ID(1), balancer.EngineLoad{Running: 4, Waiting: 1})
+	for _, p := range held {
+		p.Done(balancer.Result{Status: 200})
+	}
+	// Instance 1 carries one request (the foreign one) and instance 2
+	// none: of four picks held, instance 1 gets one or two, not none as
+	// if the scrape's count still held.
+	count := map[string]int{}
+	held = held[:0]
+	for range 4 {
+		p, err := b.Pick(&balancer.Request{Route: "chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[p.Instance.ID()]++
+		held = append(held, p)
+	}
+	for _, p := range held {
+		p.Done(balancer.Result{Status: 200})
+	}
+	if n := count[lbtest.ID(1)]; n < 1 || n > 2 {
+		t.Errorf("instance 1 got %d of 4 picks after the scrape's own requests ended (%v), want 1 or 2", n, count)
+	}
+}
