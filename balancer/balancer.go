@@ -55,7 +55,6 @@ func New(pool *discovery.Pool, routes []Route, opts ...Option) *Balancer {
 	}
 	b.env.epoch = b.env.now()
 	b.env.brk = b.env.brk.withDefaults()
-	b.env.trip = b.env.brk.readyToTrip
 	var errs []error
 	b.routes, errs = sortRoutes(routes)
 	for _, err := range errs {

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,21 +15,33 @@ import (
 type BreakerSettings struct {
 	// ConsecutiveFailures trips the breaker after this many failures in a
 	// row. Default 5.
-	ConsecutiveFailures uint32
+	ConsecutiveFailures uint32 `yaml:"consecutive_failures"`
 	// FailureRatio trips the breaker when at least this fraction of the
 	// results in Window are failures. Default 0.5; negative turns the rule off.
-	FailureRatio float64
+	FailureRatio float64 `yaml:"failure_ratio"`
 	// MinRequests is how many results Window must hold before FailureRatio
 	// applies. Default 20.
-	MinRequests uint32
+	MinRequests uint32 `yaml:"min_requests"`
 	// Window is the rolling window (ten buckets) of the ratio rule. Default 10s.
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// OpenTimeout is how long an open breaker turns requests away before it
 	// lets probes through (half-open). Default 10s.
-	OpenTimeout time.Duration
+	OpenTimeout time.Duration `yaml:"open_timeout"`
 	// HalfOpenProbes is how many requests a half-open breaker lets through
 	// at once, and how many successes in a row close it. Default 3.
-	HalfOpenProbes uint32
+	HalfOpenProbes uint32 `yaml:"half_open_probes"`
+}
+
+// Validate reports a setting no breaker can have: a failure ratio above 1
+// or a negative duration.
+func (s BreakerSettings) Validate() error {
+	switch {
+	case s.FailureRatio > 1:
+		return fmt.Errorf("%w: breaker failure_ratio %v, want at most 1 (negative: off)", ErrBadRoute, s.FailureRatio)
+	case s.Window < 0 || s.OpenTimeout < 0:
+		return fmt.Errorf("%w: breaker window and open_timeout must not be negative", ErrBadRoute)
+	}
+	return nil
 }
 
 func (s BreakerSettings) withDefaults() BreakerSettings {
@@ -77,10 +90,11 @@ func (s BreakerSettings) readyToTrip(c breakerCounts) bool {
 // is not called while the mirror says open until the clock passes
 // openUntil; then halfOpen lets gobreaker make the transition.
 type breaker struct {
-	word      atomic.Uint64 // gobreaker.State in the low 2 bits, generation above
-	openUntil atomic.Int64  // env clock
-	openedAt  atomic.Int64  // env clock
-	probes    atomic.Int32  // half-open probes in flight
+	cfg       atomic.Pointer[BreakerSettings] // with defaults filled; replaced by configure
+	word      atomic.Uint64                   // gobreaker.State in the low 2 bits, generation above
+	openUntil atomic.Int64                    // env clock
+	openedAt  atomic.Int64                    // env clock
+	probes    atomic.Int32                    // half-open probes in flight
 
 	mu       sync.Mutex // serialises calls into cb; guards pending and consecutive
 	cb       *gobreaker.CircuitBreaker[struct{}]
@@ -103,17 +117,41 @@ var errAttempt = errors.New("balancer: attempt failed")
 func succeed() (struct{}, error) { return struct{}{}, nil }
 func fail() (struct{}, error)    { return struct{}{}, errAttempt }
 
-func (b *breaker) init(id string, e *env) {
+func (b *breaker) init(id string, e *env, s *BreakerSettings) {
 	b.id, b.env = id, e
-	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:          id,
-		MaxRequests:   e.brk.HalfOpenProbes,
-		Interval:      e.brk.Window,
-		BucketPeriod:  e.brk.Window / 10,
+	b.cfg.Store(s)
+	b.cb = newCB(b, s)
+}
+
+func newCB(b *breaker, s *BreakerSettings) *gobreaker.CircuitBreaker[struct{}] {
+	return gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:          b.id,
+		MaxRequests:   s.HalfOpenProbes,
+		Interval:      s.Window,
+		BucketPeriod:  s.Window / 10,
 		Timeout:       time.Nanosecond, // the env clock decides; see breaker
 		ReadyToTrip:   b.readyToTrip,
 		OnStateChange: b.onChange,
 	})
+}
+
+// configure gives the breaker settings s (defaults filled) if they differ
+// from its own: it starts closed under them, and results of attempts
+// picked before are dropped (a new generation).
+func (b *breaker) configure(s *BreakerSettings) {
+	if *b.cfg.Load() == *s {
+		return
+	}
+	b.mu.Lock()
+	b.cfg.Store(s)
+	b.cb = newCB(b, s)
+	b.consecutive, b.npending = 0, 0
+	st, gen := b.load()
+	b.word.Store(uint64(gobreaker.StateClosed) | uint64(gen+1)<<2)
+	b.mu.Unlock()
+	if st != gobreaker.StateClosed {
+		b.announce([]transition{{st, gobreaker.StateClosed}})
+	}
 }
 
 func (b *breaker) load() (gobreaker.State, uint32) {
@@ -131,7 +169,7 @@ func (b *breaker) admits() bool {
 			return false
 		}
 	}
-	return b.probes.Load() < int32(b.env.brk.HalfOpenProbes)
+	return b.probes.Load() < int32(b.cfg.Load().HalfOpenProbes)
 }
 
 // admit admits a pick: always when closed, into a free probe slot when
@@ -151,7 +189,7 @@ func (b *breaker) admit() (gen uint32, probe, ok bool) {
 	case gobreaker.StateOpen:
 		return 0, false, false
 	}
-	limit := int32(b.env.brk.HalfOpenProbes)
+	limit := int32(b.cfg.Load().HalfOpenProbes)
 	for {
 		p := b.probes.Load()
 		if p >= limit {
@@ -200,7 +238,7 @@ func (b *breaker) record(gen uint32, failed bool) {
 // consecutive failures; it runs with b.mu held.
 func (b *breaker) readyToTrip(c breakerCounts) bool {
 	c.ConsecutiveFailures = max(c.ConsecutiveFailures, b.consecutive)
-	return b.env.trip(c)
+	return b.cfg.Load().readyToTrip(c)
 }
 
 // onChange is gobreaker's OnStateChange; it runs with b.mu held.
@@ -210,7 +248,7 @@ func (b *breaker) onChange(_ string, from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
 		now := b.env.clock()
 		b.openedAt.Store(now)
-		b.openUntil.Store(now + int64(b.env.brk.OpenTimeout))
+		b.openUntil.Store(now + int64(b.cfg.Load().OpenTimeout))
 	}
 	b.word.Store(uint64(to) | uint64(gen+1)<<2)
 	if b.npending < len(b.pending) {

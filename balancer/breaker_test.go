@@ -272,3 +272,74 @@ func TestBreakerSlowConsecutiveFailures(t *testing.T) {
 		t.Fatalf("5 slow failures in a row: breaker %s", st.Breaker)
 	}
 }
+
+// TestRouteBreakerSettings: a route's breaker settings rule its service's
+// instances over the balancer's; SetRoutes with other settings restarts
+// them closed under the new ones; routes of one service must agree.
+func TestRouteBreakerSettings(t *testing.T) {
+	clock := lbtest.NewClock()
+	rec := &recorder{}
+	pool := lbtest.Pool(lbtest.Inst(1, 1), lbtest.Inst(2, 1))
+	strict := &balancer.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Minute}
+	route := func(s *balancer.BreakerSettings) []balancer.Route {
+		return []balancer.Route{{Name: "chat", Service: lbtest.Service, Breaker: s}}
+	}
+	b := balancer.New(pool, route(strict), balancer.WithClock(clock.Now), balancer.WithBreaker(balancer.BreakerSettings{ConsecutiveFailures: 50, FailureRatio: -1}),
+		balancer.OnBreakerChange(rec.change))
+	tripBreaker(t, b, "chat", 1, 2)
+	if st := breakerOf(t, b, 1); st.Breaker != balancer.BreakerOpen {
+		t.Fatalf("after 2 failures with consecutive_failures 2: %s", st.Breaker)
+	}
+	clock.Advance(30 * time.Second) // the route's open_timeout is a minute, not the default 10s
+	if st := breakerOf(t, b, 1); st.Breaker != balancer.BreakerOpen {
+		t.Fatalf("30s after opening with open_timeout 1m: %s", st.Breaker)
+	}
+
+	// Same settings again (defaults filled or not): nothing restarts.
+	same := *strict
+	same.HalfOpenProbes = 3
+	if err := b.SetRoutes(route(&same)); err != nil {
+		t.Fatal(err)
+	}
+	if st := breakerOf(t, b, 1); st.Breaker != balancer.BreakerOpen {
+		t.Fatalf("equal settings restarted the breaker: %s", st.Breaker)
+	}
+	// New settings: closed at once, and 2 failures no longer trip it.
+	if err := b.SetRoutes(route(&balancer.BreakerSettings{ConsecutiveFailures: 4})); err != nil {
+		t.Fatal(err)
+	}
+	if st := breakerOf(t, b, 1); st.Breaker != balancer.BreakerClosed {
+		t.Fatalf("after new settings: %s", st.Breaker)
+	}
+	tripBreaker(t, b, "chat", 1, 3)
+	if st := breakerOf(t, b, 1); st.Breaker != balancer.BreakerClosed {
+		t.Fatalf("3 failures with consecutive_failures 4: %s", st.Breaker)
+	}
+	tripBreaker(t, b, "chat", 1, 1)
+	if st := breakerOf(t, b, 1); st.Breaker != balancer.BreakerOpen {
+		t.Fatalf("4 failures with consecutive_failures 4: %s", st.Breaker)
+	}
+	// No route setting: the balancer's (50 in a row, no ratio rule).
+	if err := b.SetRoutes(route(nil)); err != nil {
+		t.Fatal(err)
+	}
+	tripBreaker(t, b, "chat", 2, 49)
+	if st := breakerOf(t, b, 2); st.Breaker != balancer.BreakerClosed {
+		t.Fatalf("49 failures under the balancer's 50: %s", st.Breaker)
+	}
+	if got := rec.take(); got != "10.0.0.1:8000 closed>open,10.0.0.1:8000 open>closed,10.0.0.1:8000 closed>open,10.0.0.1:8000 open>closed" {
+		t.Errorf("transitions = %q", got)
+	}
+
+	two := []balancer.Route{{Name: "a", Service: lbtest.Service, Breaker: strict}, {Name: "b", Service: lbtest.Service, Breaker: &balancer.BreakerSettings{ConsecutiveFailures: 9}}}
+	if err := b.SetRoutes(two); err == nil || !strings.Contains(err.Error(), `route "b": breaker differs from route "a"'s`) {
+		t.Errorf("disagreeing routes of one service: %v", err)
+	}
+	two[1].Breaker = nil // one sets it, the other inherits: fine
+	if err := b.SetRoutes(two); err != nil {
+		t.Errorf("one route with a breaker: %v", err)
+	}
+	if err := balancer.ValidateRoutes(route(&balancer.BreakerSettings{FailureRatio: 1.5})); err == nil {
+		t.Error("failure ratio 1.5 accepted")
+	}
+}

@@ -68,15 +68,28 @@ func (b *Balancer) build(snap *discovery.Snapshot) *state {
 		index tagIndex
 	}
 	byKey := make(map[string]usable, len(services))
+	breakers := map[string]*BreakerSettings{} // by service, of routes that set them
+	for _, rt := range b.routes {
+		if k := rt.serviceKey(); rt.Breaker != nil && breakers[k] == nil {
+			s := rt.Breaker.withDefaults()
+			breakers[k] = &s
+		}
+	}
 	for _, svc := range services {
 		nodes := make([]node, 0, len(svc.Instances))
+		brk := breakers[svc.Key]
+		if brk == nil {
+			brk = &b.env.brk
+		}
 		for _, in := range svc.Instances {
 			id := in.ID()
 			s := b.stats[id]
 			if s == nil {
 				b.serials = b.serials%serialMask + 1
-				s = newStats(id, b.serials, b.env)
+				s = newStats(id, b.serials, b.env, brk)
 				b.stats[id] = s
+			} else {
+				s.brk.configure(brk)
 			}
 			s.seen = b.gen
 			st.instances = append(st.instances, instanceRef{in, s})

@@ -83,9 +83,8 @@ type env struct {
 	rand     func() uint64
 	log      zerolog.Logger
 	onChange func(id, from, to string)
-	brk      BreakerSettings
-	trip     func(counts breakerCounts) bool
-	seed     maphash.Seed // of prefix block hashes
+	brk      BreakerSettings // with defaults filled, for routes that set none
+	seed     maphash.Seed    // of prefix block hashes
 	prefixes *prefixTable
 	stale    int64 // nanoseconds an engine load counts
 	// healthFailures is how many failed health probes in a row take an

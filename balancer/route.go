@@ -46,6 +46,11 @@ type Route struct {
 	// the balancer's (WithPolicy). The engine-aware policy (package engine)
 	// is usually set per route, with its own scorer weights.
 	Policy Policy
+	// Breaker configures the circuit breakers of the instances of the
+	// route's service; nil means the balancer's (WithBreaker). Breakers are
+	// per instance, so routes of one service that set it must agree. A
+	// change (SetRoutes) restarts the service's breakers closed.
+	Breaker *BreakerSettings
 }
 
 // Validate reports the first problem with r, naming the field.
@@ -71,6 +76,11 @@ func (r Route) Validate() error {
 	if len(r.Split) > 0 && total == 0 {
 		return bad("split weights are all 0")
 	}
+	if r.Breaker != nil {
+		if err := r.Breaker.Validate(); err != nil {
+			return fmt.Errorf("route %q: %w", r.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -85,10 +95,19 @@ func ValidateRoutes(routes []Route) error {
 // repeat of an earlier name, and the errors of the others.
 func sortRoutes(routes []Route) (good []Route, errs []error) {
 	seen := make(map[string]bool, len(routes))
+	breakers := map[string]Route{} // by service: the first route that sets one
 	for _, r := range routes {
 		err := r.Validate()
 		if err == nil && seen[r.Name] {
 			err = fmt.Errorf("%w: route %q: name is used twice", ErrBadRoute, r.Name)
+		}
+		if err == nil && r.Breaker != nil {
+			if first, ok := breakers[r.serviceKey()]; !ok {
+				breakers[r.serviceKey()] = r
+			} else if first.Breaker.withDefaults() != r.Breaker.withDefaults() {
+				err = fmt.Errorf("%w: route %q: breaker differs from route %q's, of the same service %s (breakers are per instance)",
+					ErrBadRoute, r.Name, first.Name, r.serviceKey())
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -31,9 +31,9 @@ type stats struct {
 	engOwn     atomic.Int64 // inflight when set: the engine's requests that were ours
 }
 
-func newStats(id string, serial uint32, e *env) *stats {
+func newStats(id string, serial uint32, e *env, brk *BreakerSettings) *stats {
 	s := &stats{serial: serial}
-	s.brk.init(id, e)
+	s.brk.init(id, e, brk)
 	return s
 }
 

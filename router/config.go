@@ -93,6 +93,20 @@ type Route struct {
 	// Retries is how many other instances are tried after a failure before
 	// the first byte reached the client. Default 0.
 	Retries int `yaml:"retries"`
+	// RetryOn are the upstream statuses (400 to 599) that count as a
+	// failure to retry on another instance, then on the fallback routes,
+	// before the first byte; any other status is relayed as it is.
+	// Connection errors and timeouts are always retried. Default: 429 and
+	// every 5xx; an empty list retries no status.
+	RetryOn []int `yaml:"retry_on"`
+	// Breaker configures the circuit breakers of the instances of the
+	// route's service (one per instance, so routes of one service that set
+	// it must set the same); zero fields take their defaults: 5 failures in
+	// a row or a failure_ratio of 0.5 of at least min_requests 20 in a
+	// window of 10s open it for open_timeout 10s, then half_open_probes 3
+	// decide. A reload with other settings restarts those breakers closed.
+	// Default: the balancer's (WithBalancerOptions).
+	Breaker *balancer.BreakerSettings `yaml:"breaker"`
 	// Fallback names routes tried in order when this one has no usable
 	// instance or every attempt failed.
 	Fallback []string `yaml:"fallback"`
@@ -113,6 +127,8 @@ type Route struct {
 	// prefix.
 	pattern bool
 	prefix  string
+	// retryOn is RetryOn as a set of statuses 400–599; nil: the default.
+	retryOn *[4]uint64
 }
 
 // RouteCache is a route's reply-cache policy.
@@ -435,6 +451,18 @@ func (c *Config) Validate() error {
 		if r.Retries < 0 || r.Retries > 10 {
 			errs = append(errs, fmt.Errorf("%s: %d, want 0 to 10", field("retries"), r.Retries))
 		}
+		r.retryOn = nil
+		if r.RetryOn != nil {
+			r.retryOn = new([4]uint64)
+			for k, st := range r.RetryOn {
+				if st < 400 || st > 599 {
+					errs = append(errs, fmt.Errorf("%s: %d, want a status from 400 to 599", field(fmt.Sprintf("retry_on[%d]", k)), st))
+					continue
+				}
+				r.retryOn[(st-400)/64] |= 1 << ((st - 400) % 64)
+			}
+		}
+		errs = append(errs, validateBreaker(r, i, c.Routes[:i])...)
 	}
 	for i, r := range c.Routes {
 		for _, f := range r.Fallback {
@@ -449,6 +477,43 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateBreaker checks routes[i]'s breaker settings, and that no earlier
+// route of the same service sets other ones.
+func validateBreaker(r *Route, i int, earlier []Route) []error {
+	b := r.Breaker
+	if b == nil {
+		return nil
+	}
+	var errs []error
+	field := func(f string) string { return fmt.Sprintf("routes[%d].breaker.%s", i, f) }
+	if b.FailureRatio > 1 {
+		errs = append(errs, fmt.Errorf("%s: %v, want at most 1 (negative: no ratio rule)", field("failure_ratio"), b.FailureRatio))
+	}
+	if b.Window < 0 {
+		errs = append(errs, fmt.Errorf("%s: must not be negative", field("window")))
+	}
+	if b.OpenTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%s: must not be negative", field("open_timeout")))
+	}
+	for j, e := range earlier {
+		if e.Breaker != nil && e.serviceKey == r.serviceKey && *e.Breaker != *b {
+			errs = append(errs, fmt.Errorf("routes[%d].breaker: differs from routes[%d]'s, whose service %s is the same (breakers are per instance)",
+				i, j, r.serviceKey))
+			break
+		}
+	}
+	return errs
+}
+
+// retries reports whether an upstream status is retried on route r.
+func (r *Route) retries(status int) bool {
+	if r.retryOn == nil {
+		return retryable(status)
+	}
+	i := status - 400
+	return i >= 0 && i < 200 && r.retryOn[i/64]&(1<<(i%64)) != 0
 }
 
 func (c *Config) validateConsumers() []error {
@@ -598,6 +663,15 @@ func (c *Config) clone() Config {
 		r.Prefer = maps.Clone(r.Prefer)
 		r.Split = maps.Clone(r.Split)
 		r.Fallback = slices.Clone(r.Fallback)
+		r.RetryOn = slices.Clone(r.RetryOn)
+		if r.Breaker != nil {
+			b := *r.Breaker
+			r.Breaker = &b
+		}
+		if r.retryOn != nil {
+			set := *r.retryOn
+			r.retryOn = &set
+		}
 		out.Routes[i] = r
 	}
 	if c.Routes == nil {

@@ -226,7 +226,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		im.request(status).Inc()
 		secret := r.credential(in)
 		scrubHeaders(&resp.Header, secret)
-		if retryable(status) && (attempt < rt.Retries || !last) {
+		if rt.retries(status) && (attempt < rt.Retries || !last) {
 			failed(errStatus, status)
 			lastErr = errUpstream("status " + strconv.Itoa(status))
 			continue

@@ -165,7 +165,7 @@ func balancerRoutes(routes []Route) []balancer.Route {
 	out := make([]balancer.Route, 0, len(routes))
 	for _, rt := range routes {
 		out = append(out, balancer.Route{Name: rt.Model, Service: rt.serviceKey, Models: rt.names(),
-			Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split, Policy: rt.policy()})
+			Tags: rt.Tags, Prefer: rt.Prefer, Split: rt.Split, Policy: rt.policy(), Breaker: rt.Breaker})
 	}
 	return out
 }

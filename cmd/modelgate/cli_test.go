@@ -125,6 +125,14 @@ func TestCheckMatchesServe(t *testing.T) {
 		{"duplicate patterns", base + "routes:\n  - model: 'qwen-*'\n    service: a\n  - model: 'qwen-*'\n    service: b\n", 8, `routes[1].model: name "qwen-*" already used by routes[0]`},
 		{"pattern route without service", base + "routes:\n  - model: 'qwen-*'\n", 6, "routes[0].service: required for a pattern route"},
 		{"consumer pattern", base + "consumers:\n  - name: a\n    key_sha256: " + strings.Repeat("ab", 32) + "\n    models: [chat, 'q*n']\n", 8, `consumers[0].models[1]: "q*n"`},
+		{"breaker and retry_on", base + "routes:\n  - model: chat\n    retry_on: [429, 503]\n    breaker: {consecutive_failures: 3, failure_ratio: 0.4, min_requests: 10, window: 20s, open_timeout: 30s, half_open_probes: 2}\n", 0, ""},
+		{"retry_on a success", base + "routes:\n  - model: chat\n    retry_on: [503, 200]\n", 7, "routes[0].retry_on[1]: 200, want a status from 400 to 599"},
+		{"retry_on a word", base + "routes:\n  - model: chat\n    retry_on: [5xx]\n", 7, "cannot unmarshal"},
+		{"breaker ratio above 1", base + "routes:\n  - model: chat\n    breaker:\n      consecutive_failures: 2\n      failure_ratio: 1.5\n", 9, "routes[0].breaker.failure_ratio"},
+		{"breaker negative count", base + "routes:\n  - model: chat\n    breaker:\n      consecutive_failures: -1\n", 8, "cannot unmarshal !!int `-1` into uint32"},
+		{"breaker negative timeout", base + "routes:\n  - model: chat\n    breaker: {open_timeout: -5s}\n", 7, "routes[0].breaker.open_timeout: must not be negative"},
+		{"breaker unknown field", base + "routes:\n  - model: chat\n    breaker:\n      failures: 3\n", 8, "field failures not found"},
+		{"breakers of one service disagree", base + "routes:\n  - model: a\n    service: s\n    breaker: {consecutive_failures: 2}\n  - model: b\n    service: s\n    breaker: {consecutive_failures: 3}\n", 11, "routes[1].breaker: differs from routes[0]'s"},
 		{"admin off loopback without token", "discovery:\n  static: " + pool + "\nlisten: 127.0.0.1:0\nadmin: 0.0.0.0:0\n", 4, "admin.listen"},
 	}
 	for _, tt := range tests {

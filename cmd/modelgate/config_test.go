@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExampleConfigIsValid(t *testing.T) {
@@ -18,7 +19,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if c.Discovery.Nacos.Password != "secret" {
 		t.Errorf("${NACOS_PASSWORD} not expanded: %q", c.Discovery.Nacos.Password)
 	}
-	if r := c.Router.Routes[0]; r.ServiceKey() != "LLM@@qwen-7b" || r.Retries != 1 {
+	if r := c.Router.Routes[0]; r.ServiceKey() != "LLM@@qwen-7b" || r.Retries != 1 || len(r.RetryOn) != 5 ||
+		r.Breaker == nil || r.Breaker.ConsecutiveFailures != 5 || r.Breaker.OpenTimeout != 10*time.Second {
 		t.Errorf("route: %+v", r)
 	}
 }
