@@ -167,7 +167,12 @@ func (in *Instance) ID() string { return in.id }
 func (in *Instance) Addr() string { return in.addr }
 
 // ServiceKey is the pool key of the instance's service.
-func (in *Instance) ServiceKey() string { return ServiceKey(in.Group, in.Service) }
+func (in *Instance) ServiceKey() string {
+	if n := len(in.id) - len(in.addr) - 1; in.id != "" && n >= 0 && in.id[n] == '#' {
+		return in.id[:n] // in.id is the service key, "#" and the address
+	}
+	return ServiceKey(in.Group, in.Service)
+}
 
 // Usable reports whether the instance may receive new requests.
 func (in *Instance) Usable() bool {

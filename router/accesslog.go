@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // lineWriter is the access log's writer: Write copies a line into a bounded
@@ -49,19 +50,25 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 // run writes buffered lines out until ctx is done, then writes what is
-// left and closes the writer: later lines are dropped and counted.
+// left and closes the writer: later lines are dropped and counted. After a
+// write it lets accessLogFlushEvery pass before the next, so that under load
+// one write carries many lines (one write per request would cost a system
+// call per request); lines reach the output at most that late.
 func (w *lineWriter) run(ctx context.Context) {
 	spare := make([]byte, 0, 64<<10)
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for {
+		select {
+		case <-pause.C:
+		case <-ctx.Done():
+			w.closeAndFlush()
+			return
+		}
 		select {
 		case <-w.wake:
 		case <-ctx.Done():
-			w.mu.Lock()
-			w.closed = true
-			rest := w.buf
-			w.buf = nil
-			w.mu.Unlock()
-			_, _ = w.out.Write(rest)
+			w.closeAndFlush()
 			return
 		}
 		w.mu.Lock()
@@ -70,5 +77,20 @@ func (w *lineWriter) run(ctx context.Context) {
 		w.mu.Unlock()
 		_, _ = w.out.Write(batch)
 		spare = batch
+		pause.Reset(accessLogFlushEvery)
 	}
+}
+
+// accessLogFlushEvery is the least time between two writes of the access
+// log: at most this late a line is written, and at most 1/this writes a
+// second are made.
+const accessLogFlushEvery = 50 * time.Millisecond
+
+func (w *lineWriter) closeAndFlush() {
+	w.mu.Lock()
+	w.closed = true
+	rest := w.buf
+	w.buf = nil
+	w.mu.Unlock()
+	_, _ = w.out.Write(rest)
 }

@@ -2,6 +2,8 @@ package router
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -43,14 +45,18 @@ func benchUpstream(b testing.TB, chunks int) *fasthttputil.InmemoryListener {
 
 // benchGateway serves a router over an in-memory listener in front of up,
 // and returns a client for it.
-func benchGateway(b testing.TB, up *fasthttputil.InmemoryListener) *fasthttp.HostClient {
+func benchGateway(b testing.TB, up *fasthttputil.InmemoryListener, opts ...Option) *fasthttp.HostClient {
 	pool := discovery.NewPool()
 	pool.Update("LLM@@m", []*discovery.Instance{{Service: "m", Host: "10.0.0.1", Port: 8000, Weight: 1, Healthy: true, Enabled: true}})
-	rt, err := New(pool, Config{Routes: []Route{{Model: "m"}}},
-		WithMetrics(metrics.NewSet()), WithDialer(func(string) (net.Conn, error) { return up.Dial() }))
+	opts = append([]Option{WithMetrics(metrics.NewSet()), WithDialer(func(string) (net.Conn, error) { return up.Dial() })}, opts...)
+	rt, err := New(pool, Config{Routes: []Route{{Model: "m"}}}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = rt.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
 	ln := fasthttputil.NewInmemoryListener()
 	srv := &fasthttp.Server{Handler: rt.Handler, Logger: quiet{}}
 	go func() { _ = srv.Serve(ln) }()
@@ -60,8 +66,15 @@ func benchGateway(b testing.TB, up *fasthttputil.InmemoryListener) *fasthttp.Hos
 
 // BenchmarkProxyChat reports the allocations of one proxied non-streaming
 // chat request, whole process (target ≤ 15).
-func BenchmarkProxyChat(b *testing.B) {
-	client := benchGateway(b, benchUpstream(b, 0))
+func BenchmarkProxyChat(b *testing.B) { benchProxyChat(b) }
+
+// BenchmarkProxyChatDaemon is BenchmarkProxyChat with the daemon's
+// options: the access log written (to io.Discard) through its buffered
+// writer.
+func BenchmarkProxyChatDaemon(b *testing.B) { benchProxyChat(b, WithAccessLogWriter(io.Discard)) }
+
+func benchProxyChat(b *testing.B, opts ...Option) {
+	client := benchGateway(b, benchUpstream(b, 0), opts...)
 	body := []byte(`{"model":"m","messages":[{"role":"user","content":"hello there"}]}`)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,6 +82,7 @@ func BenchmarkProxyChat(b *testing.B) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.SetRequestURI("http://gw/v1/chat/completions")
 		req.Header.SetMethod("POST")
+		req.Header.SetUserAgent("bench/1.0")
 		req.SetBody(body)
 		for pb.Next() {
 			if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {

@@ -199,7 +199,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 		r.canaryPicked(x, rt, in)
 		req := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
-		r.buildUpstream(ctx, req, in, upBody, x.requestID, x.api != "passthrough")
+		r.buildUpstream(ctx, req, in, upBody, x, x.api != "passthrough")
 		// The request's timeout is fasthttp's deadline for sending it and
 		// reading the reply headers; the body is then held to the
 		// first-byte timeout between reads and to the attempt's timeout.
@@ -294,10 +294,34 @@ func classify(err error) *apiError {
 	return errUpstream(err.Error())
 }
 
-// hopHeaders are not forwarded in either direction.
-var hopHeaders = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// upstreamHeader reports whether the client's request header k is
+// forwarded to an instance. Hop-by-hop headers never are; nor the client's
+// Authorization (the instance's own credential is sent instead), modelgate's
+// own request headers, or the headers the router sets itself: the
+// forwarding headers (a client's are dropped), Accept-Encoding, X-Request-Id,
+// Host and Content-Length. Content-Type is set for a JSON body.
+func upstreamHeader(k []byte, jsonBody bool) bool {
+	var low [24]byte
+	if len(k) > len(low) {
+		return true // longer than any name below
+	}
+	for i, c := range k {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	switch string(low[:len(k)]) {
+	case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+		"te", "trailer", "transfer-encoding", "upgrade", // hop-by-hop
+		"authorization", "x-modelgate-tags", "x-modelgate-model",
+		"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip",
+		"accept-encoding", "x-request-id", "host", "content-length":
+		return false
+	case "content-type":
+		return !jsonBody
+	}
+	return true
 }
 
 // buildUpstream fills req for instance in. The client's Authorization is
@@ -305,25 +329,26 @@ var hopHeaders = []string{
 // model API body was parsed as JSON already, so it goes as JSON whatever
 // content type the client sent (curl -d sends a form type, which FastAPI
 // servers refuse).
-func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, in *discovery.Instance, body []byte, requestID string, jsonBody bool) {
-	ctx.Request.Header.CopyTo(&req.Header)
-	for _, h := range hopHeaders {
-		req.Header.Del(h)
+func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, in *discovery.Instance, body []byte, x *exchange, jsonBody bool) {
+	h := &req.Header
+	h.SetMethodBytes(ctx.Method())
+	for k, v := range ctx.Request.Header.All() {
+		if upstreamHeader(k, jsonBody) {
+			h.AddBytesKV(k, v)
+		}
 	}
-	req.Header.Del(fasthttp.HeaderAuthorization)
-	req.Header.Del(tagsHeader)
-	req.Header.Del(modelHeader)
 	// Plain replies: usage is read from them and the cache keeps them as
 	// they are. One compressed anyway is decoded (readWhole, openEvents).
-	req.Header.Set(fasthttp.HeaderAcceptEncoding, "identity")
+	h.Set(fasthttp.HeaderAcceptEncoding, "identity")
 	if secret := r.credential(in); secret != "" {
-		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+secret)
+		h.Set(fasthttp.HeaderAuthorization, "Bearer "+secret)
 	}
 	if jsonBody {
-		req.Header.SetContentType("application/json")
+		h.SetContentType("application/json")
 	}
-	req.Header.Set(requestIDHeader, requestID)
-	req.Header.SetHost(in.Addr())
+	h.Set(requestIDHeader, x.requestID)
+	h.SetHost(in.Addr())
+	setForwarded(ctx, h, x.clientIP)
 	uri := req.URI()
 	uri.SetScheme(in.Scheme)
 	uri.SetHost(in.Addr())
@@ -333,34 +358,29 @@ func (r *Router) buildUpstream(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	}
 	uri.SetPathBytes(append([]byte(in.BasePath), path...))
 	uri.SetQueryStringBytes(ctx.URI().QueryString())
-	setForwarded(ctx, req)
 	req.SetBodyRaw(body)
 }
 
-// forwardedHeaders are set by the router alone: a client's are dropped.
-var forwardedHeaders = []string{"X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"}
-
-// setForwarded appends the client's address to X-Forwarded-For and sets
-// X-Forwarded-Host and X-Forwarded-Proto to what the client reached.
-func setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
-	for _, h := range forwardedHeaders {
-		req.Header.Del(h)
-	}
-	if ip := ctx.RemoteIP(); ip != nil {
+// setForwarded appends the client's address ip to X-Forwarded-For and sets
+// X-Forwarded-Host and X-Forwarded-Proto to what the client reached. The
+// client's own forwarding headers were not copied (upstreamHeader).
+func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, ip netip.Addr) {
+	if ip.IsValid() {
+		var buf [96]byte
+		v := buf[:0]
 		if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
-			req.Header.Set("X-Forwarded-For", string(prior)+", "+ip.String())
-		} else {
-			req.Header.Set("X-Forwarded-For", ip.String())
+			v = append(append(v, prior...), ", "...)
 		}
+		h.SetBytesV("X-Forwarded-For", ip.AppendTo(v))
 	}
 	if host := ctx.Request.Header.Host(); len(host) > 0 {
-		req.Header.SetBytesV("X-Forwarded-Host", host)
+		h.SetBytesV("X-Forwarded-Host", host)
 	}
 	proto := "http"
 	if ctx.IsTLS() {
 		proto = "https"
 	}
-	req.Header.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Proto", proto)
 }
 
 func copyHeaders(dst, src *fasthttp.ResponseHeader) {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/degrade"
@@ -25,6 +29,25 @@ import (
 	"github.com/modelgate/modelgate/discovery/static"
 	"github.com/modelgate/modelgate/router"
 )
+
+// withPprof serves Go's profiles under /debug/pprof/ on the admin listener
+// (behind the admin token like every admin path), in front of next:
+//
+//	go tool pprof -seconds 10 http://127.0.0.1:8481/debug/pprof/profile
+func withPprof(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	prefix := []byte("/debug/pprof/")
+	index := fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index) // its links are relative to the prefix
+	return func(ctx *fasthttp.RequestCtx) {
+		switch path := ctx.Path(); {
+		case bytes.Equal(path, prefix):
+			index(ctx)
+		case bytes.HasPrefix(path, prefix):
+			pprofhandler.PprofHandler(ctx)
+		default:
+			next(ctx)
+		}
+	}
+}
 
 // shutdownGrace is how long in-flight requests and streams may run on after
 // a shutdown signal.
@@ -104,8 +127,8 @@ func newDaemon(cfg *Config, path string, raw []byte, src discovery.Source, log z
 		CloseOnShutdown:       true,
 	}
 	d.admin = &fasthttp.Server{
-		Handler: router.GuardAdmin(cfg.Admin.hash, rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
-			func(w io.Writer) { metrics.WriteProcessMetrics(w) })),
+		Handler: router.GuardAdmin(cfg.Admin.hash, withPprof(rt.AdminHandler(map[string]fasthttp.RequestHandler{"/admin/config": d.cfgState.serve},
+			func(w io.Writer) { metrics.WriteProcessMetrics(w) }))),
 		ErrorHandler: router.ErrorHandler, Logger: router.ServerLogger(log),
 		Name: "modelgate-admin", NoDefaultServerHeader: true, CloseOnShutdown: true,
 	}
