@@ -15,6 +15,8 @@
 #   NACOS_CACHE_DIR      cache dir (default <repo>/.cache/nacos)
 #   NACOS_M2_REPO        Maven local repository (default: Maven's own, ~/.m2)
 #   NACOS_JAVA_OPTS      extra JVM options
+#   NACOS_TLS_CA         CA file (PEM) of a server started with TLS options in
+#                        NACOS_JAVA_OPTS: readiness is then polled over https
 #
 # The server jars come from Maven (scripts/nacos/pom.xml). The resolved classpath
 # and the compiled launcher are cached, so later runs do not call Maven at all.
@@ -40,7 +42,9 @@ take_lock
 
 # HTTP status of GET http://HOST:PORT$1 ("000" or empty when nothing answers).
 http_status() {
-  if command -v curl >/dev/null; then
+  if [[ -n ${NACOS_TLS_CA:-} ]]; then
+    curl -s -o /dev/null -m 3 -w '%{http_code}' --cacert "$NACOS_TLS_CA" "https://$HOST:$PORT$1" || true
+  elif command -v curl >/dev/null; then
     curl -s -o /dev/null -m 3 -w '%{http_code}' "http://$HOST:$PORT$1" || true
   else
     # shellcheck disable=SC2016  # $0..$2 expand in the inner bash

@@ -400,6 +400,16 @@ func StartListener(name, bin string, args []string, o Opts) (*Proc, string, erro
 	return p, addr, nil
 }
 
+// LoadAvg returns the 1, 5 and 15-minute load averages of /proc/loadavg.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
 // Machine describes this machine: CPUs and model name.
 func Machine() string {
 	model := "unknown CPU"

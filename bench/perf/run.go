@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +100,7 @@ func Run(o Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Opts: o, Machine: harness.Machine(), Start: time.Now(), Rounds: map[string]map[string][]LegResult{},
-		LoadAvg: [2]string{loadAvg()}}
+		LoadAvg: [2]string{harness.LoadAvg()}}
 	if o.PinSelf {
 		if err := harness.PinSelf("1"); err != nil {
 			return nil, err
@@ -205,7 +204,7 @@ func Run(o Options) (*Report, error) {
 		}
 	}
 	rep.Took = time.Since(rep.Start)
-	rep.LoadAvg[1] = loadAvg()
+	rep.LoadAvg[1] = harness.LoadAvg()
 	return rep, nil
 }
 
@@ -334,15 +333,6 @@ func (e *env) capacity(proxy string, n int) (Capacity, error) {
 		e.logf("%d streams via %s: first error: %v", n, proxy, firstErr)
 	}
 	return c, nil
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // tiers reads modelgate's degradation tiers and returns the routes not at

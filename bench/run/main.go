@@ -2,6 +2,7 @@
 //
 //	go run ./bench/run bench   # make bench: every figure of shared/BENCH.md
 //	go run ./bench/run chaos   # make chaos: faults under steady load
+//	go run ./bench/run scale   # make bench-scale: 10,000 instances in a private Nacos
 //
 // Both build modelgate, the mock and the floor proxy, start them as
 // processes of their own, and stop everything they started, Nacos included.
@@ -21,19 +22,16 @@ import (
 	"github.com/modelgate/modelgate/bench/chaos"
 	"github.com/modelgate/modelgate/bench/harness"
 	"github.com/modelgate/modelgate/bench/perf"
+	"github.com/modelgate/modelgate/bench/scale"
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "bench" && os.Args[1] != "chaos") {
-		fmt.Fprintln(os.Stderr, "usage: run bench|chaos [flags]")
+	cmds := map[string]func([]string) error{"bench": bench, "chaos": runChaos, "scale": runScale}
+	if len(os.Args) < 2 || cmds[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: run bench|chaos|scale [flags]")
 		os.Exit(2)
 	}
-	var err error
-	if os.Args[1] == "bench" {
-		err = bench(os.Args[2:])
-	} else {
-		err = runChaos(os.Args[2:])
-	}
+	err := cmds[os.Args[1]](os.Args[2:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "run:", err)
 		os.Exit(1)
@@ -140,6 +138,46 @@ func runChaos(args []string) error {
 		if failed > 0 {
 			return fmt.Errorf("%d of %d chaos scenarios failed", failed, len(results))
 		}
+		return nil
+	})
+}
+
+// runScale starts a private Nacos on a free port (never the shared test
+// server: it is loaded with thousands of instances), runs bench/scale
+// against it and prints the figures.
+func runScale(args []string) error {
+	fs := flag.NewFlagSet("scale", flag.ExitOnError)
+	services := fs.Int("services", 500, "services")
+	per := fs.Int("per-service", 20, "instances per service")
+	changes := fs.Int("changes", 1000, "changes in the burst")
+	idle := fs.Duration("idle", 60*time.Second, "idle window")
+	registrars := fs.Int("registrars", 10, "SDK clients registering the instances")
+	nacosPort := fs.Int("nacos-port", 0, "HTTP port of the private Nacos; 0 picks a free one")
+	fs.Parse(args)
+	port := *nacosPort
+	if port == 0 {
+		p, err := harness.FreeNacosPort()
+		if err != nil {
+			return err
+		}
+		port = p
+	}
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("something already listens on port %d: the scale run loads only a Nacos of its own", port)
+	}
+	return withNacos(port, func(addr string, _ bool) error {
+		pid, err := harness.NacosPID(port)
+		if err != nil {
+			fmt.Println("Nacos process not found, its figures are left out:", err)
+		}
+		rep, err := scale.Run(scale.Options{NacosAddr: addr, NacosPID: pid, Services: *services, PerService: *per,
+			Changes: *changes, Idle: *idle, Registrars: *registrars, Log: os.Stdout})
+		if err != nil {
+			return err
+		}
+		fmt.Println()
+		fmt.Println(rep.Markdown())
 		return nil
 	})
 }

@@ -53,10 +53,15 @@ type ClientConfig struct {
 // TLSConfig is how the servers' certificates are checked.
 type TLSConfig struct {
 	// CAFile is a PEM file of the certificates that sign the servers';
-	// "" trusts the system's roots.
+	// "" trusts the system's roots. The HTTP API trusts only the file's
+	// certificates; the SDK's gRPC (nacos-sdk-go v2.3.5) trusts them in
+	// addition to the system's roots.
 	CAFile string
 	// ServerName is the name the certificates must carry; default the
-	// host of each server address.
+	// host of each server address. Only the HTTP API honours it: the
+	// SDK's gRPC always checks the host it dials (v2.3.5 ignores its own
+	// ServerNameOverride), so a server's certificate must name the host
+	// or IP address it is configured by.
 	ServerName string
 }
 
@@ -145,7 +150,9 @@ func clientParam(cfg *ClientConfig) (vo.NacosClientParam, error) {
 		if _, err := t.config(); err != nil {
 			return vo.NacosClientParam{}, err
 		}
-		opts = append(opts, constant.WithTLS(constant.TLSConfig{Enable: true, CaFile: t.CAFile, ServerNameOverride: t.ServerName}))
+		// Appointed: the SDK would otherwise let nacos_remote_client_rpc_tls_*
+		// environment variables replace this config.
+		opts = append(opts, constant.WithTLS(constant.TLSConfig{Appointed: true, Enable: true, CaFile: t.CAFile, ServerNameOverride: t.ServerName}))
 	}
 	return vo.NacosClientParam{ClientConfig: constant.NewClientConfig(opts...), ServerConfigs: servers}, nil
 }

@@ -54,7 +54,8 @@ func Addr(t testing.TB) string {
 // Server is a private Nacos server that a test may stop and start.
 type Server struct {
 	Port     int
-	javaOpts string // extra JVM options, space-separated
+	javaOpts string   // extra JVM options, space-separated
+	env      []string // extra environment of the start script
 }
 
 // StartPrivate starts a Nacos server of the test's own on port and stops it
@@ -77,7 +78,7 @@ func (s *Server) Start(t testing.TB) {
 	// timeout exceeded"; another attempt starts.
 	var err error
 	for range 3 {
-		if err = script("nacos-up.sh", s.Port, s.javaOpts); err == nil {
+		if err = script("nacos-up.sh", s.Port, s.javaOpts, s.env...); err == nil {
 			return
 		}
 	}
@@ -92,8 +93,10 @@ func (s *Server) Stop(t testing.TB) {
 	}
 }
 
-func script(name string, port int, javaOpts string) error {
-	out, err := scriptCmd(name, port, javaOpts).CombinedOutput()
+func script(name string, port int, javaOpts string, env ...string) error {
+	cmd := scriptCmd(name, port, javaOpts)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %w\n%s", name, err, out)
 	}
