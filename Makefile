@@ -6,6 +6,7 @@
 #   make demo    run `modelgate demo` (embedded pool of mock models, no Nacos)
 #   make bench   end-to-end figures (bench/, BENCHMARKS.md); make bench-micro: go test -bench
 #   make chaos   faults under load against a real Nacos
+#   make bench-scale  10,000 instances in 500 services in a private Nacos (bench/scale)
 #   make nacos-up / nacos-down   a real Nacos on 127.0.0.1:$(NACOS_PORT)
 
 GO          ?= go
@@ -74,6 +75,13 @@ bench: wrk
 # Go micro-benchmarks of every package.
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# 10,000 instances in 500 services in a private Nacos started on a free port
+# (bench/scale; figures in BENCHMARKS.md, plan in docs/scale.md), a few minutes.
+# Flags: make bench-scale SCALE_ARGS='-idle 30s -services 100'.
+.PHONY: bench-scale
+bench-scale:
+	$(GO) run ./bench/run scale $(SCALE_ARGS)
 
 # Faults under steady load against instances in a real Nacos (bench/chaos).
 chaos:
