@@ -239,7 +239,13 @@ func (w *Watcher) changed(key string) {
 	}
 }
 
-// fetchChanged reads and applies every service Nacos said changed.
+// parallelReads is how many instance lists fetchChanged reads from Nacos
+// at once: after a burst of changes (or at start) the reads overlap their
+// round trips instead of queueing behind one another.
+const parallelReads = 8
+
+// fetchChanged reads and applies every service Nacos said changed, up to
+// parallelReads at a time.
 func (w *Watcher) fetchChanged() {
 	w.mu.Lock()
 	var todo [][3]string
@@ -250,13 +256,26 @@ func (w *Watcher) fetchChanged() {
 	}
 	clear(w.dirty)
 	w.mu.Unlock()
-	for _, k := range todo {
-		list, err := w.client.Instances(k[1], k[2])
+	errs := make([]error, len(todo))
+	sem := make(chan struct{}, parallelReads)
+	var wg sync.WaitGroup
+	for i, k := range todo {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			list, err := w.client.Instances(k[1], k[2])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			w.apply(k[0], list, w.pushes)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs { // counted and logged here: failed is the Run goroutine's
 		if err != nil {
 			w.failed(err, "nacos read after a change failed; keeping the service's last list")
-			continue
 		}
-		w.apply(k[0], list, w.pushes)
 	}
 }
 
