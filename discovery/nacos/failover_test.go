@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // subscribers returns how many clients subscribe to group@@service on the
@@ -49,7 +50,7 @@ func subscribers(addr, group, service string) int {
 func TestRealNacosTwoServersFailover(t *testing.T) {
 	srvs := []*nacostest.Server{nacostest.StartPrivateWith(t), nacostest.StartPrivateWith(t)}
 	addrs := []string{srvs[0].Addr(), srvs[1].Addr()}
-	group := uniqueGroup("ITTWO")
+	group := testkit.UniqueGroup("ITTWO")
 	key := discovery.ServiceKey(group, "qwen")
 	regs := make([][]*nacostest.Instance, 2) // by server
 	for i, a := range addrs {
@@ -75,7 +76,7 @@ func TestRealNacosTwoServersFailover(t *testing.T) {
 
 	// Which server did the SDK connect to? It picks one at random.
 	first := -1
-	eventually(t, 10*time.Second, "the watcher's subscription on one server", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the watcher's subscription on one server", func() bool {
 		for i, a := range addrs {
 			if subscribers(a, group, "qwen") > 0 {
 				first = i
@@ -91,7 +92,7 @@ func TestRealNacosTwoServersFailover(t *testing.T) {
 	t.Logf("SDK connected to server %d (%s); stopping it", first, addrs[first])
 
 	srvs[first].Stop(t)
-	eventually(t, 30*time.Second, "the SDK's subscription on the second server", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the SDK's subscription on the second server", func() bool {
 		return subscribers(addrs[second], group, "qwen") > 0
 	})
 	if n := count(key)(pool.Snapshot()); n != 2 {

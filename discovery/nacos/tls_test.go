@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/nacostest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // The HTTP API over TLS trusts exactly the CA file's certificates.
@@ -65,7 +66,7 @@ func TestHTTPAPIOverTLSWithCAFile(t *testing.T) {
 func TestRealNacosOverTLS(t *testing.T) {
 	files := nacostest.NewTLSFiles(t)
 	srv := nacostest.StartPrivateTLS(t, files)
-	group := uniqueGroup("ITTLS")
+	group := testkit.UniqueGroup("ITTLS")
 	key := discovery.ServiceKey(group, "qwen")
 	tlsCfg := &TLSConfig{CAFile: files.CA}
 
@@ -107,11 +108,11 @@ func TestRealNacosOverTLS(t *testing.T) {
 	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 2 })
 
 	// A CA that did not sign the server's certificate: no pool, a clear log line.
-	var logs syncBuffer
+	var logs testkit.Buffer
 	log := zerolog.New(&logs)
 	wrong, _ := runWatcherOn(t, ClientConfig{Servers: []string{srv.Addr()}, TLS: &TLSConfig{CAFile: files.OtherCA}},
 		Options{Groups: []string{group}, Logger: &log, ListInterval: 200 * time.Millisecond})
-	eventually(t, 10*time.Second, "the refused certificate logged", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the refused certificate logged", func() bool {
 		return strings.Contains(logs.String(), "certificate signed by unknown authority")
 	})
 	if isSynced(wrong) || len(wrong.Snapshot().Services()) != 0 {
