@@ -23,7 +23,8 @@ export MODELGATE_NACOS_ADDR := 127.0.0.1:$(NACOS_PORT)
 .PHONY: redis bench-sched
 # Engine-aware scheduling on real llama.cpp servers: p2c vs policy engine vs an
 # affinity oracle, multi-turn and unique prompts, 2 and 3 servers (bench/sched;
-# writes BENCHMARKS.md). Flags: make bench-sched SCHED_ARGS='-rounds 2 -instances 2'.
+# writes BENCHMARKS.md; 3 rounds, ~8 min). Flags: make bench-sched SCHED_ARGS='-rounds 2 -instances 2';
+# SCHED_ARGS=-mock runs the same legs on mock engines in ~2 min and writes nothing.
 bench-sched:
 	$(GO) test -tags benchsched -run '^TestBenchSched$$' -count=1 -v -timeout 90m ./bench/sched/ $(if $(SCHED_ARGS),-args $(SCHED_ARGS))
 

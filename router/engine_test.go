@@ -158,3 +158,68 @@ func TestRoutePolicyValidation(t *testing.T) {
 		}
 	}
 }
+
+// Unique prompts through the router onto mock engines (2 slots each, as
+// many clients as slots, vLLM metrics scraped every 20 ms): nothing
+// matches, and policy engine spreads them evenly — as evenly as the live
+// in-flight counts allow, where p2c's random pairs let one engine queue
+// while another has a free slot. Wall times are logged side by side; the
+// deterministic comparison is balancer/engine's TestUniquePromptsNoWorseThanP2C.
+func TestEnginePolicySpreadsUniquePrompts(t *testing.T) {
+	g := newGateway(t, Config{
+		Routes: []Route{{Model: "spread", Service: "qwen-a", Policy: "p2c"},
+			{Model: "affine", Service: "qwen-b", Policy: "engine"}},
+		EngineMetrics: EngineMetricsConfig{Interval: 20 * time.Millisecond},
+	})
+	const n, slots, prompts = 3, 2, 90
+	eng := mockllm.Config{Engine: &mockllm.EngineConfig{PrefillPerToken: 10 * time.Microsecond, Slots: slots}}
+	meta := map[string]string{"engine": "vllm"}
+	mocks := map[string][]*mockllm.Server{"spread": g.mocks("qwen-a", n, eng, meta), "affine": g.mocks("qwen-b", n, eng, meta)}
+	run := func(model string, from int) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range n * slots {
+			wg.Go(func() {
+				for c := range next {
+					if r := g.do("POST", "/v1/chat/completions", chatTurn(model, c, 0)); r.StatusCode() != 200 {
+						g.t.Errorf("%s prompt %d: %d %s", model, c, r.StatusCode(), r.Body())
+					}
+				}
+			})
+		}
+		for c := range prompts / 3 {
+			next <- from + c
+		}
+		close(next)
+		wg.Wait()
+		return time.Since(start)
+	}
+	walls := map[string]time.Duration{}
+	for round := range 3 { // interleaved: the machine's load changes
+		for _, m := range []string{"spread", "affine"} {
+			walls[m] += run(m, 10_000*(round+1))
+		}
+	}
+	for _, m := range []string{"spread", "affine"} {
+		var served []int64
+		for _, s := range mocks[m] {
+			served = append(served, s.Engine().PromptTokens)
+		}
+		t.Logf("%s: wall %v, prompt tokens per engine %v", m, walls[m].Round(time.Millisecond), served)
+		if m != "affine" {
+			continue
+		}
+		var sum int64
+		for _, v := range served {
+			sum += v
+		}
+		for i, v := range served {
+			// ± 30 %: latency counts too, and under -race on a loaded machine
+			// the engines' TTFTs wander; a herd leaves one far below.
+			if v < sum/n*7/10 || v > sum/n*13/10 {
+				t.Errorf("policy engine: engine %d prefilled %d of %d prompt tokens, want a third ± 30 %%", i, v, sum)
+			}
+		}
+	}
+}

@@ -8,7 +8,13 @@
 // interleaved. Each leg reports TTFT p50/p95, wall time and the engines'
 // own prefix-cache hit ratio (llamacpp:prompt_tokens_cached_total over
 // cached + processed prompt tokens, from their /metrics); the run is written
-// into BENCHMARKS.md.
+// into BENCHMARKS.md. The unique workload's verdict is the median over
+// rounds of engine's wall time over p2c's within a round, the two legs run
+// back to back (first in turn), so that the machine's drifting load cancels.
+//
+// With -mock the same legs run on the mock's engine economics
+// (internal/mockllm: slots, prefill per uncached token, decode per token,
+// prefix cache, vLLM-format metrics) in under two minutes, written nowhere.
 //
 // The test is behind the build tag benchsched, out of `make test`; the
 // router's TestEnginePolicyKeepsConversationsOnTheirCache is its fast form
