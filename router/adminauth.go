@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"net/url"
 	"time"
 
@@ -15,7 +16,9 @@ const maxPinTTL = 24 * time.Hour
 
 // GuardAdmin protects an admin handler. /healthz and /readyz stay open.
 // With tokenSHA256 (the SHA-256 of the admin token) every other path needs
-// "Authorization: Bearer <token>" (401 otherwise). Whatever the token, a
+// "Authorization: Bearer <token>", or Basic authentication with the token as
+// the password and any user name (what a browser sends for the status page);
+// 401 otherwise. Whatever the token, a
 // request that changes state must be a POST (405) and must not come from
 // another origin: an Origin header whose host is not the request's Host, or
 // Sec-Fetch-Site: cross-site, gets 403 — a page in an admin's browser
@@ -28,11 +31,14 @@ func GuardAdmin(tokenSHA256 []byte, next fasthttp.RequestHandler) fasthttp.Reque
 			return
 		}
 		if tokenSHA256 != nil {
-			key, ok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+			key, ok := adminToken(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 			sum := sha256.Sum256(key)
 			if !ok || subtle.ConstantTimeCompare(sum[:], tokenSHA256) != 1 {
-				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="modelgate-admin"`)
-				adminError(ctx, 401, "admin token required: send it as Authorization: Bearer <token>")
+				adminError(ctx, 401, "admin token required: send it as Authorization: Bearer <token> (or as the password of Basic authentication)")
+				// Basic too, so that a browser asks for the token (as the
+				// password) and the status page can be opened.
+				ctx.Response.Header.Add("WWW-Authenticate", `Bearer realm="modelgate-admin"`)
+				ctx.Response.Header.Add("WWW-Authenticate", `Basic realm="modelgate-admin", charset="UTF-8"`)
 				return
 			}
 		}
@@ -48,6 +54,25 @@ func GuardAdmin(tokenSHA256 []byte, next fasthttp.RequestHandler) fasthttp.Reque
 		}
 		next(ctx)
 	}
+}
+
+// adminToken reads the admin token from an Authorization header: Bearer,
+// or Basic with the token as the password.
+func adminToken(h []byte) ([]byte, bool) {
+	if key, ok := bearer(h); ok {
+		return key, true
+	}
+	h = bytes.TrimSpace(h)
+	i := bytes.IndexAny(h, " \t")
+	if i < 0 || !bytes.EqualFold(h[:i], []byte("Basic")) {
+		return nil, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(h[i:])))
+	if err != nil {
+		return nil, false
+	}
+	_, pass, ok := bytes.Cut(raw, []byte(":"))
+	return pass, ok && len(pass) > 0
 }
 
 // crossOrigin reports whether a browser sent the request from a page of

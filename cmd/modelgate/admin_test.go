@@ -2,10 +2,12 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +80,10 @@ func TestAdminAuth(t *testing.T) {
 		{"readyz is open", "GET", "/readyz", nil, 200},
 		{"token", "GET", "/admin/pool", auth, 200},
 		{"token, any scheme case", "GET", "/metrics", []string{"Authorization", "bearer admin-token"}, 200},
+		{"basic, token as password", "GET", "/", []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:admin-token"))}, 200},
+		{"basic, wrong password", "GET", "/", []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("admin-token:x"))}, 401},
+		{"basic, no password", "GET", "/", []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("admin-token"))}, 401},
+		{"basic, not base64", "GET", "/", []string{"Authorization", "Basic !!!"}, 401},
 		{"no token, profiles", "GET", "/debug/pprof/", nil, 401},
 		{"no token, cpu profile", "GET", "/debug/pprof/profile?seconds=1", nil, 401},
 		{"token, profiles", "GET", "/debug/pprof/", auth, 200},
@@ -98,6 +104,22 @@ func TestAdminAuth(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a browser is asked for the token", func(t *testing.T) {
+		var r fasthttp.Response
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURI("http://" + d.admin + "/")
+		if err := fasthttp.Do(req, &r); err != nil || r.StatusCode() != 401 {
+			t.Fatalf("%d %v", r.StatusCode(), err)
+		}
+		var challenges []string
+		for _, v := range r.Header.PeekAll("WWW-Authenticate") {
+			challenges = append(challenges, string(v))
+		}
+		if !slices.ContainsFunc(challenges, func(c string) bool { return strings.HasPrefix(c, "Basic ") }) {
+			t.Fatalf("challenges %q, want a Basic one", challenges)
+		}
+	})
 }
 
 // TestAdminWithoutTokenOnLoopback: no token on loopback is allowed, and
