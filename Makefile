@@ -1,7 +1,8 @@
 # modelgate — the one entry point for building, testing and benchmarking.
 #
 #   make test    vet, gofmt, staticcheck, unit + integration tests with -race
-#                (starts a real Nacos on loopback and stops it afterwards; builds or reuses
+#                (starts a real Nacos on loopback, and two more on 28848 and 28858
+#                that no test may collide with, and stops them afterwards; builds or reuses
 #                llama-server and LiteLLM, which the tests start and stop), a short fuzz run
 #   make demo    run `modelgate demo` (embedded pool of mock models, no Nacos)
 #   make bench   end-to-end figures (bench/, BENCHMARKS.md); make bench-micro: go test -bench
@@ -38,11 +39,13 @@ build:
 demo:
 	$(GO) run ./cmd/modelgate demo
 
-# test runs everything CI runs. Nacos is stopped even when tests fail.
+# test runs everything CI runs. Nacos is stopped even when tests fail. Two
+# more run on 28848 and 28858 meanwhile (scripts/nacos-busy.sh), where a
+# developer's own Nacos often is: no test may collide with one.
 test: check
 	@scripts/nacos-up.sh
-	@status=0; $(MAKE) --no-print-directory unit fuzz || status=$$?; \
-	  scripts/nacos-down.sh; exit $$status
+	@status=0; { scripts/nacos-busy.sh up && $(MAKE) --no-print-directory unit fuzz; } || status=$$?; \
+	  scripts/nacos-busy.sh down; scripts/nacos-down.sh; exit $$status
 
 check:
 	$(GO) mod download
