@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/modelgate/modelgate/degrade"
-	"github.com/modelgate/modelgate/degrade/internal/fakeclock"
+	"github.com/modelgate/modelgate/internal/fakeclock"
 )
 
 // change is one call of the OnChange hook.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/degrade"
-	"github.com/modelgate/modelgate/degrade/internal/fakeclock"
 	"github.com/modelgate/modelgate/degrade/quota"
+	"github.com/modelgate/modelgate/internal/fakeclock"
 )
 
 // fleet is a Fleet whose one service has a settable number of usable

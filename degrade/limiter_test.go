@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/degrade"
-	"github.com/modelgate/modelgate/degrade/internal/fakeclock"
+	"github.com/modelgate/modelgate/internal/fakeclock"
 )
 
 var noDeadline time.Time

@@ -14,23 +14,57 @@ import (
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/degrade"
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/fakeclock"
 	"github.com/modelgate/modelgate/internal/mockllm"
 	"github.com/modelgate/modelgate/internal/testkit"
 )
 
-// untilTier sends requests (driving breakers and signals) until the route
-// reaches want or the deadline passes.
-func (g *gateway) untilTier(route string, want degrade.Tier, within time.Duration, send func(i int)) {
+// tierGateway is a gateway whose requests, breakers and degrade gate run
+// on a fake clock that moves only by tick: tier changes follow the steps a
+// test takes, not the machine's speed.
+type tierGateway struct {
+	*gateway
+	clk      *fakeclock.Clock
+	interval time.Duration
+}
+
+func newTierGateway(t *testing.T, cfg Config, opts ...Option) *tierGateway {
+	t.Helper()
+	clk := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	g := &tierGateway{gateway: newGateway(t, cfg, append([]Option{WithClock(clk)}, opts...)...), clk: clk, interval: cfg.Degrade.Interval}
+	g.armed()
+	return g
+}
+
+// armed waits until the degrade controller has observed every route at the
+// clock's time and armed its next tick, the one timer on the clock.
+func (g *tierGateway) armed() {
 	g.t.Helper()
-	deadline := time.Now().Add(within)
-	for i := 0; g.router.Tier(route) != want; i++ {
-		if time.Now().After(deadline) {
+	testkit.Eventually(g.t, 10*time.Second, "the degrade controller's next tick armed", func() bool { return g.clk.Pending() > 0 })
+}
+
+// tick moves the clock one degrade interval and waits for the observation
+// it brings about.
+func (g *tierGateway) tick() {
+	g.t.Helper()
+	g.clk.Advance(g.interval)
+	g.armed()
+}
+
+// untilTier sends a request (driving breakers and signals) and ticks, until
+// the route reaches want or maxTicks have passed; it returns the ticks taken.
+func (g *tierGateway) untilTier(route string, want degrade.Tier, maxTicks int, send func(i int)) int {
+	g.t.Helper()
+	i := 0
+	for ; g.router.Tier(route) != want; i++ {
+		if i == maxTicks {
 			st, _ := g.router.Degrade().Status(route)
-			g.t.Fatalf("route %s at tier %v, want %v within %v (status %+v)", route, g.router.Tier(route), want, within, st)
+			g.t.Fatalf("route %s at tier %v, want %v within %d ticks of %v (status %+v)", route, g.router.Tier(route), want, maxTicks, g.interval, st)
 		}
 		send(i)
-		time.Sleep(10 * time.Millisecond) // pace the traffic that drives the signals
+		g.tick()
 	}
+	return i
 }
 
 func chatBody(prompt string) string {
@@ -41,7 +75,8 @@ func detBody(prompt string) string {
 	return `{"model":"chat","temperature":0,"messages":[{"role":"user","content":"` + prompt + `"}]}`
 }
 
-// tierTestConfig enters tiers after 200 ms and leaves them after 600 ms;
+// tierTestConfig enters tiers after 200 ms (4 ticks) and leaves them after
+// 600 ms (12 ticks);
 // cache entries are stale at once, so that only tier 3 or a failed upstream
 // may serve them.
 func tierTestConfig() Config {
@@ -58,7 +93,7 @@ func tierTestConfig() Config {
 // replies to deterministic requests) → instances recover → the tier steps
 // back down.
 func TestTierThreeServesCacheByPolicy(t *testing.T) {
-	g := newGateway(t, tierTestConfig(),
+	g := newTierGateway(t, tierTestConfig(),
 		WithBalancerOptions(balancer.WithBreaker(balancer.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond, HalfOpenProbes: 1})))
 	m := g.mocks("qwen", 2, mockllm.Config{}, nil)
 
@@ -70,7 +105,7 @@ func TestTierThreeServesCacheByPolicy(t *testing.T) {
 	for _, s := range m {
 		s.Set(func(c *mockllm.Config) { c.FailRate, c.FailStatus = 1, 500 })
 	}
-	g.untilTier("chat", degrade.TierCache, 10*time.Second, func(i int) {
+	g.untilTier("chat", degrade.TierCache, 20, func(i int) {
 		g.do("POST", "/v1/chat/completions", chatBody("unseen "+strconv.Itoa(i)))
 	})
 
@@ -93,7 +128,7 @@ func TestTierThreeServesCacheByPolicy(t *testing.T) {
 	for _, s := range m {
 		s.Set(func(c *mockllm.Config) { c.FailRate = 0 })
 	}
-	g.untilTier("chat", degrade.TierNormal, 10*time.Second, func(i int) {
+	g.untilTier("chat", degrade.TierNormal, 40, func(i int) {
 		g.do("POST", "/v1/chat/completions", chatBody("after "+strconv.Itoa(i)))
 	})
 	if r := g.do("POST", "/v1/chat/completions", detBody("seen before")); r.StatusCode() != 200 || len(r.Header.Peek(degradedHeader)) != 0 {
@@ -124,18 +159,17 @@ func TestTierThreeStaleForAll(t *testing.T) {
 // instances does not enter tier 3 (there is nothing to protect), and once an
 // instance comes, its first 100 sampled requests all reach it.
 func TestTierThreeNotEnteredBeforeFirstInstance(t *testing.T) {
-	g := newGateway(t, tierTestConfig())
+	g := newTierGateway(t, tierTestConfig())
 	r := g.do("POST", "/v1/chat/completions", chatBody("early"))
 	if r.StatusCode() != 503 || !strings.Contains(string(r.Body()), "no_instance") {
 		t.Fatalf("no instance yet: %d %s", r.StatusCode(), r.Body())
 	}
-	// Several observations past EnterAfter: the tier must still be normal.
-	deadline := time.Now().Add(800 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	// Observations up to four times EnterAfter: the tier must stay normal.
+	for i := range 16 {
+		g.tick()
 		if tier := g.router.Tier("chat"); tier != degrade.TierNormal {
-			t.Fatalf("route without instances since start reached tier %v", tier)
+			t.Fatalf("route without instances since start reached tier %v after %d ticks", tier, i+1)
 		}
-		time.Sleep(20 * time.Millisecond) // sampling a state that must not change
 	}
 	m := g.mocks("qwen", 1, mockllm.Config{}, nil)
 	for i := range 100 {
@@ -152,7 +186,7 @@ func TestTierThreeNotEnteredBeforeFirstInstance(t *testing.T) {
 // requests get 503 no_instance (not a canned reply), deterministic ones
 // seen before come from the cache.
 func TestTierThreeAllDeregistered(t *testing.T) {
-	g := newGateway(t, tierTestConfig())
+	g := newTierGateway(t, tierTestConfig())
 	g.mocks("qwen", 1, mockllm.Config{}, nil)
 	for _, body := range []string{detBody("seen"), chatBody("sampled seen")} {
 		if r := g.do("POST", "/v1/chat/completions", body); r.StatusCode() != 200 {
@@ -161,7 +195,10 @@ func TestTierThreeAllDeregistered(t *testing.T) {
 	}
 	g.pool.Update(discovery.ServiceKey("", "qwen"), nil)
 	g.synced()
-	g.untilTier("chat", degrade.TierCache, 10*time.Second, func(int) {})
+	// EnterAfter is 4 ticks: the tier follows the clock, not the requests.
+	if n := g.untilTier("chat", degrade.TierCache, 20, func(int) {}); n < 4 {
+		t.Fatalf("tier 3 after %d ticks, before enter_after (4 ticks)", n)
+	}
 	r := g.do("POST", "/v1/chat/completions", chatBody("sampled seen"))
 	if r.StatusCode() != 503 || !strings.Contains(string(r.Body()), `"no_instance"`) {
 		t.Fatalf("sampled, no instance: %d %s", r.StatusCode(), r.Body())
@@ -269,7 +306,7 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer func() { _ = srv.Shutdown() }()
 
-	g := newGateway(t, Config{Routes: []Route{
+	g := newTierGateway(t, Config{Routes: []Route{
 		{Model: "low", Service: "qwen", Criticality: degrade.Sheddable, MaxConcurrency: 4, QueueTimeout: 5 * time.Second},
 		{Model: "mid", Service: "qwen", Criticality: degrade.Standard, MaxConcurrency: 4, QueueTimeout: 5 * time.Second},
 		{Model: "high", Service: "qwen", Criticality: degrade.Critical, MaxConcurrency: 4, QueueTimeout: 5 * time.Second},
@@ -302,8 +339,8 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 	// their arrival order. Wait until each is queued before the next.
 	queued := func(n int) {
 		t.Helper()
-		if !testkit.Await(5*time.Second, 5*time.Millisecond, func() bool { return queueOf(g, "mid").Queued >= n }) {
-			t.Fatalf("%d requests queued, want %d", queueOf(g, "mid").Queued, n)
+		if !testkit.Await(5*time.Second, 5*time.Millisecond, func() bool { return queueOf(g.gateway, "mid").Queued >= n }) {
+			t.Fatalf("%d requests queued, want %d", queueOf(g.gateway, "mid").Queued, n)
 		}
 	}
 	n := 0
@@ -314,7 +351,9 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 			queued(n)
 		}
 	}
-	send("hurry", "hurry") // its deadline passes while the queue is full
+	send("hurry", "hurry")
+	queued(n + 1)
+	g.clk.Advance(100 * time.Millisecond) // its deadline passes while the queue is full; the others' do not
 	timedOut := <-replies
 	if timedOut != 503 {
 		t.Fatalf("request past its queue deadline got %d, want 503", timedOut)
@@ -329,7 +368,7 @@ func TestTierTwoQueuesByPriority(t *testing.T) {
 		select {
 		case <-up.arrived:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("release %d: no queued request came in; limiter %+v", i, queueOf(g, "mid"))
+			t.Fatalf("release %d: no queued request came in; limiter %+v", i, queueOf(g.gateway, "mid"))
 		}
 	}
 	for range 19 {

@@ -6,36 +6,19 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelgate/modelgate/balancer"
 	"github.com/modelgate/modelgate/discovery"
+	"github.com/modelgate/modelgate/internal/fakeclock"
 )
 
-// Clock is a fake clock, safe for concurrent use; it moves only by Advance.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is the shared fake clock; it moves only by Advance.
+type Clock = fakeclock.Clock
 
 // NewClock returns a clock at an arbitrary fixed time.
-func NewClock() *Clock { return &Clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock() *Clock { return fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // Rand returns a seeded source for balancer.WithRand; it is not safe for
 // concurrent use.

@@ -1,4 +1,4 @@
-// Package fakeclock is a manual clock for the degrade packages' tests: time
+// Package fakeclock is a manual clock for tests (degrade, balancer, router): time
 // moves only when Advance is called, and functions scheduled with AfterFunc
 // run inside Advance, in the order of their due times.
 package fakeclock
