@@ -42,6 +42,8 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| Nacos RSS (JVM, -Xmx512m) with the instances | %s |\n", mib(r.NacosRSS))
 		fmt.Fprintf(&b, "| Nacos CPU, idle (one daemon subscribed to every service) | %.4f cores |\n", r.NacosIdleCPU)
 		fmt.Fprintf(&b, "| Nacos CPU during the burst | %.3f cores |\n", r.NacosBurstCPU)
+		fmt.Fprintf(&b, "| Nacos CPU per instance-list read (%d reads of %d instances, %.0f/s) | %d µs |\n",
+			r.Reads, r.Instances/max(r.Services, 1), r.ReadsPerSecond, r.NacosReadCPU.Microseconds())
 	}
 	return b.String()
 }

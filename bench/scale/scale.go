@@ -123,6 +123,9 @@ type Report struct {
 	NacosRSS        int64         // 0 when not measured
 	NacosIdleCPU    float64       // cores, over the idle window
 	NacosBurstCPU   float64       // cores, from the burst's start to convergence
+	Reads           int           // instance-list reads sent to Nacos after the burst, to price one
+	NacosReadCPU    time.Duration // Nacos's CPU per read (0 when not measured)
+	ReadsPerSecond  float64       // the rate those reads ran at, Writers at a time
 	LoadBefore      string        // /proc/loadavg at the start
 	LoadAfter       string        // and at the end
 	Machine, Date   string
@@ -298,6 +301,11 @@ func Run(o Options) (*Report, error) {
 		rep.BurstCPU = (mb1 - mb0).Seconds() / conv.Sub(b0).Seconds()
 	}
 	rep.NacosBurstCPU = (nacosCPU(o.NacosPID) - nb0).Seconds() / conv.Sub(b0).Seconds()
+	if o.NacosPID != 0 {
+		if err := priceReads(o, group, rep); err != nil {
+			return nil, err
+		}
+	}
 	rep.LoadAfter = harness.LoadAvg()
 	logf("burst sent in %v; last change in the pool %v after its acknowledgement", rep.BurstSend.Round(time.Millisecond),
 		rep.ConvergeLast.Round(time.Millisecond))
@@ -481,6 +489,47 @@ feed:
 		}
 	}
 	return err
+}
+
+// priceReads sends instance-list reads (the read a replica makes after a
+// push, and the backstop's), Writers at a time, and records Nacos's CPU
+// per read.
+func priceReads(o Options, group string, rep *Report) error {
+	rep.Reads = 20 * o.Services
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Writers}}
+	defer c.CloseIdleConnections()
+	work := make(chan int)
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for range o.Writers {
+		wg.Go(func() {
+			for k := range work {
+				q := url.Values{"serviceName": {svcName(k % o.Services)}, "groupName": {group}, "healthyOnly": {"false"}}
+				resp, err := c.Get("http://" + o.NacosAddr + "/nacos/v1/ns/instance/list?" + q.Encode())
+				if err != nil {
+					failed.Store(err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Store(fmt.Errorf("scale: read %s: %s", svcName(k%o.Services), resp.Status))
+				}
+			}
+		})
+	}
+	c0, t0 := nacosCPU(o.NacosPID), time.Now()
+	for k := range rep.Reads {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	rep.ReadsPerSecond = float64(rep.Reads) / time.Since(t0).Seconds()
+	rep.NacosReadCPU = (nacosCPU(o.NacosPID) - c0) / time.Duration(rep.Reads)
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
+	return nil
 }
 
 func nacosCPU(pid int) time.Duration {

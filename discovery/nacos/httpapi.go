@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -45,7 +46,7 @@ type httpAPI struct {
 	calls     atomic.Uint64 // requests sent, logins included
 
 	mu      sync.Mutex
-	next    int // server to try first
+	next    int // server to try first: random at start, then the last that answered
 	login   int // index in loginPaths of the login API the servers serve
 	token   string
 	expires time.Time
@@ -56,6 +57,10 @@ func newHTTPAPI(cfg ClientConfig) (*httpAPI, error) {
 		servers: cfg.Servers, scheme: "http", namespace: cfg.Namespace, username: cfg.Username, password: cfg.Password,
 		accessKey: cfg.AccessKey, secretKey: cfg.SecretKey,
 		client: &http.Client{Timeout: time.Duration(cfg.TimeoutMs) * time.Millisecond},
+		// Each process starts at a random server, as the SDK does for its
+		// gRPC connection, so that replicas configured alike spread their
+		// reads over a cluster instead of all reading from the first.
+		next: firstServer(len(cfg.Servers)),
 	}
 	if cfg.TLS != nil {
 		tc, err := cfg.TLS.config()
@@ -68,6 +73,9 @@ func newHTTPAPI(cfg ClientConfig) (*httpAPI, error) {
 	}
 	return r, nil
 }
+
+// firstServer picks the server a new client tries first (a test may fix it).
+var firstServer = func(n int) int { return rand.IntN(max(n, 1)) }
 
 // config builds the TLS client config: the CA file's certificates are the
 // only roots trusted.

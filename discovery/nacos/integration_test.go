@@ -135,6 +135,8 @@ func TestRealNacosFailoverAndPushOnly(t *testing.T) {
 	group := testkit.UniqueGroup("ITFAIL")
 	key := discovery.ServiceKey(group, "qwen")
 	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41031, 1, nil)
+	defer func(f func(int) int) { firstServer = f }(firstServer)
+	firstServer = func(int) int { return 0 } // the HTTP reads try the dead one first
 	pool, _ := runWatcherOn(t, ClientConfig{Servers: []string{dead, addr}},
 		Options{Groups: []string{group}, Empty: EmptyApply, ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
 	waitFor(t, pool, 15*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })

@@ -130,3 +130,19 @@ func TestRealNacosOverTLS(t *testing.T) {
 		t.Fatal("registered over plaintext gRPC on a TLS-only port")
 	}
 }
+
+// Replicas configured with the same servers do not all read from the
+// first one: each HTTP client starts at a random server.
+func TestHTTPAPIStartsAtARandomServer(t *testing.T) {
+	seen := map[int]bool{}
+	for range 64 {
+		api, err := newHTTPAPI(ClientConfig{Servers: []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}, TimeoutMs: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[api.next] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("64 clients started at servers %v, want all three", seen)
+	}
+}

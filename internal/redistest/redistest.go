@@ -79,3 +79,6 @@ func (s *Server) Port() int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// PID is the server's process id, for benchmarks that read its CPU time.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
