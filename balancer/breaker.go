@@ -159,6 +159,9 @@ func (b *breaker) load() (gobreaker.State, uint32) {
 	return gobreaker.State(w & 3), uint32(w >> 2)
 }
 
+// closed reports whether the breaker is closed (it then admits every pick).
+func (b *breaker) closed() bool { return gobreaker.State(b.word.Load()&3) == gobreaker.StateClosed }
+
 // admits reports, without side effects, whether a pick would be admitted.
 func (b *breaker) admits() bool {
 	switch st, _ := b.load(); st {

@@ -62,8 +62,8 @@ func (s *stats) engine(e *env, now int64) (EngineLoad, bool) {
 // its engine held beyond this replica's own at the last fresh scrape.
 func (s *stats) load(e *env, now int64) int64 {
 	n := max(s.inflight.Load(), 0)
-	if l, ok := s.engine(e, now); ok {
-		n += max(l.Waiting+l.Running-s.engOwn.Load(), 0)
+	if at := s.engAt.Load(); at != 0 && now-at <= e.stale {
+		n += max(s.engWaiting.Load()+s.engRunning.Load()-s.engOwn.Load(), 0)
 	}
 	return n
 }
@@ -248,25 +248,38 @@ func (s *engineSelector) settled(c *Candidates, home int, share float64, now int
 // score scores every available candidate, home (-1 for none) matching
 // depth of the prompt's k blocks, and returns the best within the bounded
 // load; -1 when none is available.
+//
+// Among the candidates other than home whose latency scores in full (the
+// usual case), the best is the least loaded, first in a random rotation:
+// their scores are compared by load, and only the winner's and the others'
+// (home, slow ones) are computed.
 func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int {
 	n := len(c.nodes)
 	var (
-		load          [maxScored]float64 // per unit of weight; -1 when unavailable
-		lat           [maxScored]int64
-		sumLoad, sumW float64
-		minLat        = int64(math.MaxInt64)
-		avail         int
+		load    [maxScored]float64 // per unit of weight; -1 when unavailable
+		lat     [maxScored]int64
+		sumLoad int64
+		sumW    float64
+		minLat  = int64(math.MaxInt64)
+		avail   int
 	)
+	plain := c.plain()
 	for i := range n {
-		if !c.available(i) {
+		nd := &c.nodes[i]
+		var ok bool
+		if plain && nd.st.brk.closed() { // available(i), inline
+			ok = c.availableClosed(nd)
+		} else {
+			ok = c.available(i)
+		}
+		if !ok {
 			load[i] = -1
 			continue
 		}
-		nd := &c.nodes[i]
-		l := float64(nd.st.load(c.env, now))
+		l := nd.st.load(c.env, now)
 		sumLoad += l
 		sumW += nd.weight
-		load[i] = l * nd.inv
+		load[i] = float64(l) * nd.inv
 		if lat[i] = nd.st.ewma.Load(); lat[i] > 0 {
 			minLat = min(minLat, lat[i])
 		}
@@ -277,16 +290,39 @@ func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int
 	}
 	// Bounded load: an instance may carry at most LoadFactor × the mean
 	// (this request included), per unit of weight, rounded up.
-	capacity := math.Ceil(s.s.LoadFactor * (sumLoad + 1) / sumW)
-	homeScore := 0.0
-	if home >= 0 {
-		homeScore = s.s.Prefix * float64(depth) / float64(k)
+	capacity := math.Ceil(s.s.LoadFactor * float64(sumLoad+1) / sumW)
+	// score is candidate i's score. Queue and latency scores are ratios,
+	// not min-max spreads: one request more than the others, or a somewhat
+	// slower average, costs a little, so that a long prefix match outweighs
+	// them. Within 1.5× of the fastest is a tie (as in p2c): noise in the
+	// averages must not outweigh a request more in a queue.
+	fullLatency := func(i int) bool { return lat[i] <= 0 || minLat == math.MaxInt64 || 2*lat[i] <= 3*minLat }
+	score := func(i int) float64 {
+		v := s.s.Queue / (1 + load[i])
+		if i == home {
+			v += s.s.Prefix * float64(depth) / float64(k)
+		}
+		if fullLatency(i) {
+			return v + s.s.Latency
+		}
+		return v + s.s.Latency*float64(minLat)/float64(lat[i])
 	}
-	var (
-		bestScore, bestAny   float64
-		bestPrefix, bestLoad = -1, -1
-		rot                  = int(c.env.rand() % uint64(n))
-	)
+	// The best within the bound and the best of all (for when every
+	// candidate is over the bound, weights skewed), each with its score and
+	// its place in the rotation (the earlier wins a tie, but home wins any).
+	type pick struct {
+		i, at int
+		score float64
+	}
+	better := func(a, b pick) bool {
+		return b.i < 0 || (a.i >= 0 && (a.score > b.score || (a.score == b.score && (a.i == home || (b.i != home && a.at < b.at)))))
+	}
+	// lighter reports whether i scores more than j, both with a full
+	// latency score and neither home: with no queue weight they tie.
+	lighter := func(i, j int) bool { return s.s.Queue > 0 && load[i] < load[j] }
+	in, all := pick{i: -1}, pick{i: -1}
+	fastIn, fastAny := pick{i: -1}, pick{i: -1} // least loaded with a full latency score, not home
+	rot := int(c.env.rand() % uint64(n))
 	for j := range n {
 		i := j + rot
 		if i >= n {
@@ -295,30 +331,34 @@ func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int
 		if load[i] < 0 {
 			continue
 		}
-		// Queue and latency scores are ratios, not min-max spreads: one
-		// request more than the others, or a somewhat slower average, costs
-		// a little, so that a long prefix match outweighs them.
-		score := s.s.Queue / (1 + load[i])
-		if i == home {
-			score += homeScore
+		within := load[i]+c.nodes[i].inv <= capacity
+		if i != home && fullLatency(i) {
+			if fastAny.i < 0 || lighter(i, fastAny.i) {
+				fastAny = pick{i: i, at: j}
+			}
+			if within && (fastIn.i < 0 || lighter(i, fastIn.i)) {
+				fastIn = pick{i: i, at: j}
+			}
+			continue
 		}
-		// Within 1.5× of the fastest is a tie (as in p2c): noise in the
-		// averages must not outweigh a request more in a queue.
-		if lt := lat[i]; lt <= 0 || minLat == math.MaxInt64 || 2*lt <= 3*minLat {
-			score += s.s.Latency
-		} else {
-			score += s.s.Latency * float64(minLat) / float64(lt)
+		p := pick{i: i, at: j, score: score(i)}
+		if better(p, all) {
+			all = p
 		}
-		if bestLoad < 0 || score > bestAny {
-			bestLoad, bestAny = i, score
-		}
-		if load[i]+c.nodes[i].inv <= capacity &&
-			(bestPrefix < 0 || score > bestScore || (score == bestScore && i == home)) {
-			bestPrefix, bestScore = i, score
+		if within && better(p, in) {
+			in = p
 		}
 	}
-	if bestPrefix < 0 {
-		return bestLoad // everyone is over the bound (weights skewed): the best anyway
+	for _, f := range [...]struct{ fast, best *pick }{{&fastIn, &in}, {&fastAny, &all}} {
+		if f.fast.i >= 0 {
+			f.fast.score = score(f.fast.i)
+			if better(*f.fast, *f.best) {
+				*f.best = *f.fast
+			}
+		}
 	}
-	return bestPrefix
+	if in.i < 0 {
+		return all.i // everyone is over the bound (weights skewed): the best anyway
+	}
+	return in.i
 }

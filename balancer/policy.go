@@ -64,6 +64,28 @@ func (c Candidates) Len() int { return len(c.nodes) }
 func (c Candidates) Available(i int) bool { return c.available(i) }
 
 func (c *Candidates) available(i int) bool {
+	if n := &c.nodes[i]; c.plain() && n.st.brk.closed() {
+		return c.availableClosed(n)
+	}
+	return c.availableAny(i)
+}
+
+// plain reports whether this pass is the usual one: strict, for a request
+// that excludes nothing and whose tags all have bits. A candidate with a
+// closed breaker is then available exactly when availableClosed says so; a
+// policy's loop over every candidate may test that inline.
+func (c *Candidates) plain() bool {
+	return c.level == levelStrict && c.req != nil && len(c.req.Exclude) == 0 && !c.slow
+}
+
+// availableClosed is available for n in a plain pass when n's breaker is
+// closed.
+func (c *Candidates) availableClosed(n *node) bool {
+	return !n.st.down.Load() && n.mask&c.want == c.want && !n.full()
+}
+
+// availableAny is available for any pass and breaker state.
+func (c *Candidates) availableAny(i int) bool {
 	n := &c.nodes[i]
 	if c.req != nil {
 		if n.st.down.Load() {

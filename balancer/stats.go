@@ -11,24 +11,28 @@ import (
 // load, latency, counters and breaker. It lives as long as the instance's ID
 // is in the pool. All fields are safe for concurrent use.
 type stats struct {
+	// What a pick reads of every candidate comes first, within one or two
+	// cache lines: load, latency, the engine's load, health, then the
+	// breaker's state word.
 	inflight atomic.Int64
-	ewma     atomic.Int64  // nanoseconds; 0 until the first result
-	finished atomic.Uint64 // attempts reported through Done; picks = finished + inflight
-	failures atomic.Uint64
-	brk      breaker
-	seen     uint64 // the last build that found the instance in the pool; guarded by Balancer.mu
-	serial   uint32 // never 0; names the instance in prefix indexes
-
-	// Active health, set by Balancer.ReportHealth.
-	probed     atomic.Bool
-	down       atomic.Bool // failed its probes: not picked
-	probeFails atomic.Int32
+	ewma     atomic.Int64 // nanoseconds; 0 until the first result
 
 	// The engine's own load, set by Balancer.SetEngineLoad.
+	engAt      atomic.Int64 // env clock when set; 0 for never or cleared
 	engWaiting atomic.Int64
 	engRunning atomic.Int64
-	engAt      atomic.Int64 // env clock when set; 0 for never or cleared
 	engOwn     atomic.Int64 // inflight when set: the engine's requests that were ours
+
+	// Active health, set by Balancer.ReportHealth.
+	down       atomic.Bool // failed its probes: not picked
+	probed     atomic.Bool
+	probeFails atomic.Int32
+
+	brk      breaker
+	finished atomic.Uint64 // attempts reported through Done; picks = finished + inflight
+	failures atomic.Uint64
+	seen     uint64 // the last build that found the instance in the pool; guarded by Balancer.mu
+	serial   uint32 // never 0; names the instance in prefix indexes
 }
 
 func newStats(id string, serial uint32, e *env, brk *BreakerSettings) *stats {
