@@ -52,6 +52,7 @@ type exchange struct {
 	watched      bool   // the route has a running rollout
 	finishReason string
 	streamErr    error // how the relayed stream ended
+	responded    bool  // a Responses stream sent its last event (response.completed, ...)
 
 	// Degradation state.
 	degraded    string         // "", shed, queue or cache

@@ -396,17 +396,17 @@ func TestSlowFailuresOpenBreaker(t *testing.T) {
 	}
 }
 
-// TestPassthroughStreamSpread: a pass-through reply in SSE (a streamed
-// /v1/responses, say) reaches the client event by event as the instance
-// sends them, not all at once at its end.
+// TestPassthroughStreamSpread: a pass-through reply in SSE (speech with
+// stream_format sse, say) reaches the client event by event as the
+// instance sends them, not all at once at its end.
 func TestPassthroughStreamSpread(t *testing.T) {
 	const gap = 150 * time.Millisecond
 	g := newGateway(t, Config{Routes: []Route{{Model: "chat", Service: "qwen", FirstByteTimeout: 2 * time.Second}},
-		Passthrough: []string{"/v1/responses"}})
+		Passthrough: []string{"/v1/audio/"}})
 	s := startFault(t, func(w *bufio.Writer, _ *http.Request, _ <-chan struct{}) {
 		writeHead(w, 200, "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n")
 		for i := range 4 {
-			ev := fmt.Sprintf("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"w%d\"}\n\n", i)
+			ev := fmt.Sprintf("data: {\"type\":\"speech.audio.delta\",\"audio\":\"w%d\"}\n\n", i)
 			fmt.Fprintf(w, "%x\r\n%s\r\n", len(ev), ev)
 			_ = w.Flush()
 			time.Sleep(gap) // the instance's own pace, which the client must see
@@ -414,7 +414,7 @@ func TestPassthroughStreamSpread(t *testing.T) {
 		_, _ = w.WriteString("0\r\n\r\n")
 	})
 	g.serve("qwen", s.Addr())
-	resp, err := http.Post("http://"+g.addr+"/v1/responses", "application/json", strings.NewReader(`{"model":"chat","stream":true,"input":"hi"}`))
+	resp, err := http.Post("http://"+g.addr+"/v1/audio/speech", "application/json", strings.NewReader(`{"model":"chat","stream_format":"sse","input":"hi"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

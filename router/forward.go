@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/balancer"
@@ -28,7 +27,7 @@ func (r *Router) begin(ctx *fasthttp.RequestCtx, api string) (*exchange, *Config
 	x := newExchange(r.now())
 	x.api = api
 	x.method = intern(ctx.Method(), fasthttp.MethodPost, fasthttp.MethodGet)
-	x.path = intern(ctx.Path(), "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
+	x.path = intern(ctx.Path(), "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/responses")
 	if ip, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
 		x.clientIP = ip.Unmap()
 	}
@@ -87,7 +86,8 @@ func (r *Router) resolve(ctx *fasthttp.RequestCtx, x *exchange) *Route {
 	return rt
 }
 
-// serveModel forwards a model request: chat, completions, embeddings.
+// serveModel forwards a model request: chat, completions, embeddings,
+// responses.
 func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 	x, cfg := r.begin(ctx, api)
 	if !ctx.IsPost() {
@@ -118,7 +118,9 @@ func (r *Router) serveModel(ctx *fasthttp.RequestCtx, api string) {
 	if r.admit(ctx, x, rt, body) {
 		return
 	}
-	x.stripUsage = x.stream && *cfg.InjectUsage && !x.req.IncludeUsage
+	// The Responses API reports usage in its response.completed event,
+	// unasked (and has no stream_options.include_usage).
+	x.stripUsage = x.stream && *cfg.InjectUsage && !x.req.IncludeUsage && api != "responses"
 	r.forward(ctx, x, rt, body, tags)
 }
 
@@ -260,7 +262,7 @@ func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body
 			x.usage = usageFromJSON(ctx.Response.Body())
 			x.finishReason = r.canaryFinishReason(x, ctx.Response.Body())
 			if !x.usage.found {
-				x.outLen = len(gjson.GetBytes(ctx.Response.Body(), "choices.0.message.content").Str)
+				x.outLen = generatedBytes(x.api, ctx.Response.Body())
 			}
 		}
 		fasthttp.ReleaseResponse(resp)

@@ -29,7 +29,14 @@ type event struct {
 // events as they arrive.
 func streamChat(t *testing.T, addr, body string) []event {
 	t.Helper()
-	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	return streamPost(t, addr, "/v1/chat/completions", body)
+}
+
+// streamPost posts a streaming request to path and reads the events'
+// data as they arrive.
+func streamPost(t *testing.T, addr, path, body string) []event {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -259,6 +259,8 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 		r.serveModel(ctx, "completions")
 	case "/v1/embeddings":
 		r.serveModel(ctx, "embeddings")
+	case "/v1/responses":
+		r.serveModel(ctx, "responses")
 	case "/v1/models":
 		r.serveModels(ctx)
 	case "/healthz":

@@ -61,8 +61,10 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 	var res balancer.Result
 	for {
 		raw, data, err := ev.next()
-		if errors.Is(err, io.EOF) && x.api == "passthrough" {
-			return res // other APIs' streams end at the end of an event, not at [DONE]
+		if errors.Is(err, io.EOF) && (x.api == "passthrough" || x.responded) {
+			// Other APIs' streams end at the end of an event, not at
+			// [DONE]; a Responses stream after its last event.
+			return res
 		}
 		if err != nil {
 			// The stream ended without [DONE]: never reuse that connection,
@@ -92,7 +94,14 @@ func (r *Router) pump(w *bufio.Writer, x *exchange, resp *fasthttp.Response, ev 
 			drain(ev, resp)
 			return res
 		}
-		c := inspectChunk(data)
+		var c chunk
+		if x.api == "responses" {
+			var last bool
+			c, last = inspectResponseEvent(data)
+			x.responded = x.responded || last
+		} else {
+			c = inspectChunk(data)
+		}
 		if x.watched && x.finishReason == "" {
 			x.finishReason = r.canaryFinishReason(x, data)
 		}

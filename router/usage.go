@@ -2,6 +2,7 @@ package router
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -13,8 +14,8 @@ type usage struct {
 }
 
 // usageFromJSON reads the "usage" object of a complete reply: chat,
-// completions (prompt_tokens, completion_tokens) or embeddings
-// (prompt_tokens only).
+// completions (prompt_tokens, completion_tokens), embeddings
+// (prompt_tokens only) or responses (input_tokens, output_tokens).
 func usageFromJSON(body []byte) usage {
 	u := gjson.GetBytes(body, "usage")
 	if !u.IsObject() {
@@ -26,8 +27,10 @@ func usageFromJSON(body []byte) usage {
 func usageOf(u gjson.Result) usage {
 	in := u.Get("prompt_tokens")
 	out := u.Get("completion_tokens")
-	if !in.Exists() && !out.Exists() {
-		return usage{}
+	if !in.Exists() && !out.Exists() { // the Responses API's names
+		if in, out = u.Get("input_tokens"), u.Get("output_tokens"); !in.Exists() && !out.Exists() {
+			return usage{}
+		}
 	}
 	i, iok := tokenCount(in)
 	o, ook := tokenCount(out)
@@ -90,6 +93,44 @@ func inspectChunk(data []byte) chunk {
 	})
 	c.usageOnly = c.usage.found && n == 0
 	return c
+}
+
+// inspectResponseEvent reads one event of a Responses API stream: the text
+// of its deltas (output text, reasoning, refusals, tool call arguments),
+// and whether it ends the response — response.completed, .incomplete or
+// .failed, whose response carries the usage, or an error event.
+func inspectResponseEvent(data []byte) (c chunk, terminal bool) {
+	if len(data) == 0 || data[0] != '{' {
+		return c, false
+	}
+	res := gjson.GetManyBytes(data, "type", "delta", "response.usage")
+	switch typ := res[0].Str; typ {
+	case "response.completed", "response.incomplete", "response.failed", "error":
+		if res[2].IsObject() {
+			c.usage = usageOf(res[2])
+		}
+		return c, true
+	default:
+		if strings.HasSuffix(typ, ".delta") && res[1].Type == gjson.String {
+			c.content = len(res[1].Str)
+		}
+	}
+	return c, false
+}
+
+// generatedBytes is the size of the generated text in a complete reply,
+// for estimates when it reports no usage.
+func generatedBytes(api string, body []byte) int {
+	if api != "responses" {
+		return len(gjson.GetBytes(body, "choices.0.message.content").Str)
+	}
+	n := 0
+	for _, t := range gjson.GetBytes(body, "output.#.content.#.text").Array() {
+		for _, s := range t.Array() {
+			n += len(s.Str)
+		}
+	}
+	return n
 }
 
 // generatedPaths hold generated text inside one choice of a chunk.

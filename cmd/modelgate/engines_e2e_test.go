@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -129,28 +128,15 @@ func (e *realEngines) testSDKs(t *testing.T) {
 	predictedBefore := engineCounter(t, e.llamas, "llamacpp:tokens_predicted_total")
 
 	// The official Python SDK.
-	python := pythonEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, python, filepath.Join(repoRoot(), "tests", "python", "engines_check.py"),
-		"--base-url", "http://"+e.d.api+"/v1", "--chat", "llama", "--chat", "lite",
-		"--completions", "llama", "--completions", "lite", "--embed", "embed")
-	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost", "PYTHONDONTWRITEBYTECODE=1")
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("engines_check.py: %v\n%s", err, out)
-	}
-	t.Logf("OpenAI Python SDK:\n%s", out)
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	var seen map[string]struct {
 		Prompt, Completion, Unseen int64
 		TwinPrompt                 int64 `json:"twin_prompt"`
 		TwinCompletion             int64 `json:"twin_completion"`
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &seen); err != nil {
-		t.Fatalf("engines_check.py summary: %v", err)
-	}
+	runPythonCheck(t, 5*time.Minute, &seen, "engines_check.py", "--base-url", "http://"+e.d.api+"/v1", "--chat", "llama", "--chat", "lite",
+		"--completions", "llama", "--completions", "lite", "--embed", "embed")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 
 	// The official Go SDK: the same calls.
 	c := openai.NewClient(option.WithBaseURL("http://"+e.d.api+"/v1/"), option.WithAPIKey("sk-test"),

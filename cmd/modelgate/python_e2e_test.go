@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,6 +61,27 @@ func pythonEnv(t *testing.T) string {
 		t.Fatalf("no Python venv for the OpenAI SDK: %v", pyEnvErr)
 	}
 	return pyEnvPython
+}
+
+// runPythonCheck runs a script of tests/python with the SDK's venv, logs
+// its output and decodes the JSON object on its last line into summary.
+func runPythonCheck(t *testing.T, timeout time.Duration, summary any, script string, args ...string) {
+	t.Helper()
+	python := pythonEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join(repoRoot(), "tests", "python", script)}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost", "PYTHONDONTWRITEBYTECODE=1")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	t.Logf("OpenAI Python SDK:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), summary); err != nil {
+		t.Fatalf("%s summary: %v", script, err)
+	}
 }
 
 // TestPythonSDKAgainstRealNacos drives modelgate with the official OpenAI

@@ -9,6 +9,12 @@
 //     "data: [DONE]".
 //   - POST /v1/completions: the same with text_completion objects.
 //   - POST /v1/embeddings: a list of deterministic 8-dimensional embeddings.
+//   - POST /v1/responses: a Responses API response object, or with "stream":
+//     true the typed events OpenAI sends (response.created, .in_progress,
+//     output item and content part added, one response.output_text.delta per
+//     chunk, the done events, response.completed with usage in input_tokens
+//     and output_tokens), ending without [DONE]. Engine economics do not
+//     apply to it.
 //   - GET /v1/models: a list with one model, named after Config.Name.
 //   - GET /health: "ok", for health checks.
 //   - any other path under /v1/: an echo of what arrived (method, path, content

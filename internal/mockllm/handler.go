@@ -24,6 +24,7 @@ const (
 	epHealth
 	epEcho
 	epMetrics
+	epResponses
 )
 
 // route maps a request path to its endpoint.
@@ -35,6 +36,8 @@ func route(path []byte) endpoint {
 		return epCompletions
 	case "/v1/embeddings":
 		return epEmbeddings
+	case "/v1/responses":
+		return epResponses
 	case "/v1/models":
 		return epModels
 	case "/health":
@@ -51,7 +54,7 @@ func route(path []byte) endpoint {
 // isModel reports whether ep is a model endpoint, counted by Requests and
 // subject to FailRate and Latency.
 func (ep endpoint) isModel() bool {
-	return ep == epChat || ep == epCompletions || ep == epEmbeddings
+	return ep == epChat || ep == epCompletions || ep == epEmbeddings || ep == epResponses
 }
 
 // Handler returns the mock's request handler, for serving it with a fasthttp
@@ -91,6 +94,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.serveModel(ctx, st, ep, id, mode)
+	case epResponses:
+		if !ctx.IsPost() {
+			writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed, use POST")
+			return
+		}
+		s.serveResponses(ctx, st, id, mode)
 	case epModels:
 		if !ctx.IsGet() {
 			writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed, use GET")

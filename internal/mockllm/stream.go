@@ -118,7 +118,6 @@ func (x *sseStream) WriteTo(w io.Writer) (n int64, err error) {
 	if hook := x.s.onStreamEnd; hook != nil {
 		defer func() { hook(err) }()
 	}
-	f, canFlush := w.(flusher)
 	for {
 		ev, err := x.next()
 		if err == io.EOF {
@@ -127,17 +126,24 @@ func (x *sseStream) WriteTo(w io.Writer) (n int64, err error) {
 		if err != nil {
 			return n, err
 		}
-		m, err := w.Write(ev)
+		m, err := writeEvent(w, ev)
 		n += int64(m)
 		if err != nil {
 			return n, err
 		}
-		if canFlush {
-			if err := f.Flush(); err != nil {
-				return n, err
-			}
-		}
 	}
+}
+
+// writeEvent writes one event and flushes it to the socket if w can.
+func writeEvent(w io.Writer, ev []byte) (int, error) {
+	n, err := w.Write(ev)
+	if err != nil {
+		return n, err
+	}
+	if f, ok := w.(flusher); ok {
+		err = f.Flush()
+	}
+	return n, err
 }
 
 // Read is the plain io.Reader form of WriteTo, for callers that do not use it.

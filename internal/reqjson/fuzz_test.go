@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 		`{"model":"m","stream_options":null,"stream":true,"max_tokens":12,"temperature":0,"n":2,"user":"u\u00e9"}`,
 		`{"model":"m","messages":[{"content":[{"type":"text","text":"abc"}]}],"max_completion_tokens":9}`,
 		`{"model":"m","prompt":["a","b\ud83d\ude00",[1,2]],"input":"x"}`,
+		`{"model":"m","input":[{"role":"user","content":"hi"}],"max_output_tokens":7,"stream":true}`,
 		`[[[[1]]]]`, `"x"`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"a":1e400}`, `{"a":-0.0e+1}`,
 		`{"model":{}}`, ` { } `, `{"model":"m",}`, `{"model":01}`,
 	} {
@@ -124,6 +125,8 @@ func check(t *testing.T, body []byte, r *Request, err error) {
 	if n := wantInt("max_tokens"); n > 0 {
 		mt = n
 	} else if n := wantInt("max_completion_tokens"); n > 0 {
+		mt = n
+	} else if n := wantInt("max_output_tokens"); n > 0 {
 		mt = n
 	}
 	if r.MaxTokens != mt {

@@ -54,7 +54,8 @@ type Request struct {
 	streamOptionsMembers int
 
 	// MaxTokens is max_tokens when it is a positive integer that fits an
-	// int64, else max_completion_tokens when that is; 0 otherwise.
+	// int64, else max_completion_tokens when that is, else
+	// max_output_tokens (the Responses API's); 0 otherwise.
 	MaxTokens       int64
 	Temperature     float64 // when TemperatureKind is Number (±Inf past float64)
 	TemperatureKind Kind
@@ -72,9 +73,9 @@ type Request struct {
 	// neither is present. Prefix-affinity scoring hashes its leading bytes.
 	PromptSpan Span
 
-	open                     int // offset of the top-level '{'
-	members                  int // top-level members
-	maxTokens, maxCompletion int64
+	open                                int // offset of the top-level '{'
+	members                             int // top-level members
+	maxTokens, maxCompletion, maxOutput int64
 }
 
 // ErrorCode says why a body was refused.
@@ -164,6 +165,8 @@ func Parse(body []byte, maxDepth int, req *Request) error {
 		req.MaxTokens = req.maxTokens
 	case req.maxCompletion > 0:
 		req.MaxTokens = req.maxCompletion
+	case req.maxOutput > 0:
+		req.MaxTokens = req.maxOutput
 	}
 	s.data, s.req = nil, nil
 	if cap(s.keys) <= 1<<16 && cap(s.top) <= 1<<10 {
@@ -433,6 +436,10 @@ func (s *scanner) topField(key []byte, start, end int) {
 	case "max_completion_tokens":
 		if k == Number {
 			r.maxCompletion = parseInt(raw)
+		}
+	case "max_output_tokens":
+		if k == Number {
+			r.maxOutput = parseInt(raw)
 		}
 	case "temperature":
 		r.TemperatureKind = k
