@@ -152,6 +152,7 @@ func runScale(args []string) error {
 	changes := fs.Int("changes", 1000, "changes in the burst")
 	idle := fs.Duration("idle", 60*time.Second, "idle window")
 	registrars := fs.Int("registrars", 10, "SDK clients registering the instances")
+	subscribers := fs.Int("subscribers", 10, "more subscribers (SDK clients that read after each push, as replicas) for a second burst; 0 skips it")
 	nacosPort := fs.Int("nacos-port", 0, "HTTP port of the private Nacos; 0 picks a free one")
 	fs.Parse(args)
 	port := *nacosPort
@@ -172,7 +173,7 @@ func runScale(args []string) error {
 			fmt.Println("Nacos process not found, its figures are left out:", err)
 		}
 		rep, err := scale.Run(scale.Options{NacosAddr: addr, NacosPID: pid, Services: *services, PerService: *per,
-			Changes: *changes, Idle: *idle, Registrars: *registrars, Log: os.Stdout})
+			Changes: *changes, Idle: *idle, Registrars: *registrars, Subscribers: *subscribers, Log: os.Stdout})
 		if err != nil {
 			return err
 		}

@@ -33,17 +33,33 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "| memory per instance (difference to the empty group) | %.1f KiB RSS, %.1f KiB heap |\n", rssPer/1024, heapPer/1024)
 	fmt.Fprintf(&b, "| idle CPU over %s (empty group: %.4f) | **%.4f cores** |\n", dur(r.IdleWindow), r.IdleCPUBase, r.IdleCPU)
 	fmt.Fprintf(&b, "| HTTP calls to Nacos per second, idle (empty group: %.2f) | **%.2f** |\n", r.IdleCallsBase, r.IdleCalls)
-	fmt.Fprintf(&b, "| burst of %d changes (instances disabled via the admin API): first sent → last acknowledged | %s |\n", r.Changes, dur(r.BurstSend))
-	fmt.Fprintf(&b, "| last change acknowledged → every change in the pool | **%s** |\n", dur(r.ConvergeLast))
-	fmt.Fprintf(&b, "| first change sent → every change in the pool | %s |\n", dur(r.ConvergeBurst))
-	fmt.Fprintf(&b, "| daemon's HTTP reads of Nacos during the burst | %d (%.2f per change) |\n", r.BurstCalls, float64(r.BurstCalls)/float64(max(r.Changes, 1)))
-	fmt.Fprintf(&b, "| daemon's CPU from the burst's start to convergence | %.3f cores |\n", r.BurstCPU)
+	burstRows(&b, r, fmt.Sprintf("burst of %d changes (instances disabled via the admin API)", r.Changes), r.Burst)
 	if r.NacosPIDKnown {
 		fmt.Fprintf(&b, "| Nacos RSS (JVM, -Xmx512m) with the instances | %s |\n", mib(r.NacosRSS))
 		fmt.Fprintf(&b, "| Nacos CPU, idle (one daemon subscribed to every service) | %.4f cores |\n", r.NacosIdleCPU)
-		fmt.Fprintf(&b, "| Nacos CPU during the burst | %.3f cores |\n", r.NacosBurstCPU)
 		fmt.Fprintf(&b, "| Nacos CPU per instance-list read (%d reads of %d instances, %.0f/s) | %d µs |\n",
 			r.Reads, r.Instances/max(r.Services, 1), r.ReadsPerSecond, r.NacosReadCPU.Microseconds())
 	}
+	if r.Subscribers > 0 {
+		burstRows(&b, r, fmt.Sprintf("the same %d enabled again, %d more subscribers reading after each push", r.Changes, r.Subscribers), r.BurstFanout)
+		fmt.Fprintf(&b, "| pushes to those subscribers / their reads | %d / %d (%.2f pushes per change per subscriber) |\n",
+			r.FanoutPushes, r.FanoutReads, float64(r.FanoutPushes)/float64(max(r.Changes*r.Subscribers, 1)))
+		if r.NacosPIDKnown {
+			extra := r.BurstFanout.NacosCPUTime - r.Burst.NacosCPUTime
+			fmt.Fprintf(&b, "| Nacos CPU added by the %d subscribers | %.1f s (%.2f ms per push and read) |\n",
+				r.Subscribers, extra.Seconds(), extra.Seconds()*1000/float64(max(r.FanoutPushes, 1)))
+		}
+	}
 	return b.String()
+}
+
+func burstRows(b *strings.Builder, r *Report, what string, x BurstResult) {
+	fmt.Fprintf(b, "| %s: first sent → last acknowledged | %s |\n", what, dur(x.Send))
+	fmt.Fprintf(b, "| … last change acknowledged → every change in the pool | **%s** |\n", dur(x.ConvergeLast))
+	fmt.Fprintf(b, "| … first change sent → every change in the pool | %s |\n", dur(x.ConvergeBurst))
+	fmt.Fprintf(b, "| … daemon's HTTP reads of Nacos | %d (%.2f per change) |\n", x.Calls, float64(x.Calls)/float64(max(r.Changes, 1)))
+	fmt.Fprintf(b, "| … daemon's CPU | %.3f cores |\n", x.CPU)
+	if r.NacosPIDKnown {
+		fmt.Fprintf(b, "| … Nacos CPU | %.3f cores (%.1f s) |\n", x.NacosCPU, x.NacosCPUTime.Seconds())
+	}
 }

@@ -55,6 +55,11 @@ type Options struct {
 	// Settle is the wait between the full pool and the idle window, for
 	// the start-up reads to end. Default 5s.
 	Settle time.Duration
+	// Subscribers, when not 0, adds a second burst (the same instances
+	// enabled again) with that many more SDK clients subscribed to every
+	// service, each reading a service's list after its push, as replicas
+	// do: Nacos's cost of the push fan-out.
+	Subscribers int
 	// Writers is how many changes are in flight at once. Default 8.
 	Writers int
 	// PollEvery is how often /metrics is read while waiting (each read
@@ -102,6 +107,7 @@ func (o *Options) defaults() {
 type Report struct {
 	Services, Instances, Changes int
 	Registrars                   int
+	Subscribers                  int
 	Register                     time.Duration // all instances registered and listed by Nacos
 
 	Ready    time.Duration // daemon start → /readyz 200
@@ -115,14 +121,12 @@ type Report struct {
 	IdleCalls         float64 // HTTP calls to Nacos per second, over the idle window
 	IdleCallsBase     float64
 
-	BurstSend       time.Duration // first change sent → last change acknowledged by Nacos
-	ConvergeLast    time.Duration // last change acknowledged → pool shows every change
-	ConvergeBurst   time.Duration // first change sent → pool shows every change
-	BurstCalls      uint64        // daemon's HTTP calls to Nacos from the burst's start to convergence
-	BurstCPU        float64       // daemon's cores from the burst's start to convergence
+	Burst           BurstResult   // Changes instances disabled
+	BurstFanout     BurstResult   // the same enabled again, with Subscribers more subscribers
+	FanoutPushes    int64         // pushes those subscribers received in it
+	FanoutReads     int64         // and the reads they made after them
 	NacosRSS        int64         // 0 when not measured
 	NacosIdleCPU    float64       // cores, over the idle window
-	NacosBurstCPU   float64       // cores, from the burst's start to convergence
 	Reads           int           // instance-list reads sent to Nacos after the burst, to price one
 	NacosReadCPU    time.Duration // Nacos's CPU per read (0 when not measured)
 	ReadsPerSecond  float64       // the rate those reads ran at, Writers at a time
@@ -149,7 +153,7 @@ func Run(o Options) (*Report, error) {
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "scale: "+format+"\n", args...) }
 	rep := &Report{Services: o.Services, Instances: o.Services * o.PerService, Changes: o.Changes,
-		Registrars: o.Registrars, LoadBefore: harness.LoadAvg(), Machine: harness.Machine(),
+		Registrars: o.Registrars, Subscribers: o.Subscribers, LoadBefore: harness.LoadAvg(), Machine: harness.Machine(),
 		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NacosPIDKnown: o.NacosPID != 0}
 	var bins harness.Bins
 	if o.Bins != nil {
@@ -254,19 +258,70 @@ func Run(o Options) (*Report, error) {
 	logf("idle: %.4f cores, %.2f calls/s; RSS %.1f MB (empty group %.1f MB)", rep.IdleCPU, rep.IdleCalls,
 		float64(rep.RSS)/(1<<20), float64(rep.RSSBase)/(1<<20))
 
-	// The burst.
+	// The burst: Changes instances disabled.
 	logf("burst of %d changes", o.Changes)
+	if rep.Burst, err = runBurst(o, group, mg, admin, false, rep.Instances-o.Changes, m.calls); err != nil {
+		return nil, err
+	}
+	logf("burst sent in %v; last change in the pool %v after its acknowledgement", rep.Burst.Send.Round(time.Millisecond),
+		rep.Burst.ConvergeLast.Round(time.Millisecond))
+	// The same instances enabled again, now with Subscribers more
+	// subscribers of every service, each reading a service after its push
+	// as a replica does: Nacos's cost of the fan-out.
+	if o.Subscribers > 0 {
+		logf("%d more subscribers of every service", o.Subscribers)
+		subs, err := subscribe(o, group)
+		defer subs.close()
+		if err != nil {
+			return nil, err
+		}
+		mm, err := readMetrics(admin, group)
+		if err != nil {
+			return nil, err
+		}
+		p0, r0 := subs.pushes.Load(), subs.reads.Load()
+		if rep.BurstFanout, err = runBurst(o, group, mg, admin, true, rep.Instances, mm.calls); err != nil {
+			return nil, err
+		}
+		// The subscribers' last reads may still run: count what has come.
+		rep.FanoutPushes, rep.FanoutReads = subs.pushes.Load()-p0, subs.reads.Load()-r0
+		logf("with %d more subscribers: last change in the pool %v after its acknowledgement", o.Subscribers,
+			rep.BurstFanout.ConvergeLast.Round(time.Millisecond))
+	}
+	if o.NacosPID != 0 {
+		if err := priceReads(o, group, rep); err != nil {
+			return nil, err
+		}
+	}
+	rep.LoadAfter = harness.LoadAvg()
+	return rep, nil
+}
+
+// BurstResult is one burst of changes.
+type BurstResult struct {
+	Send          time.Duration // first change sent → last change acknowledged by Nacos
+	ConvergeLast  time.Duration // last change acknowledged → pool shows every change
+	ConvergeBurst time.Duration // first change sent → pool shows every change
+	Calls         uint64        // daemon's HTTP calls to Nacos from the burst's start to convergence
+	CPU           float64       // daemon's cores over that time
+	NacosCPU      float64       // Nacos's cores over that time (0 when not measured)
+	NacosCPUTime  time.Duration // and its CPU time
+}
+
+// runBurst sets enabled on o.Changes instances and waits until the
+// daemon's pool has want usable instances. calls is the daemon's count of
+// HTTP calls before.
+func runBurst(o Options, group string, mg *harness.Proc, admin string, enabled bool, want int, calls float64) (BurstResult, error) {
+	var r BurstResult
 	nb0 := nacosCPU(o.NacosPID)
 	mb0, err := mg.CPU()
 	if err != nil {
-		return nil, err
+		return r, err
 	}
 	b0 := time.Now()
-	callsBefore := m.calls
 	var lastAck atomic.Int64
 	burstErr := make(chan error, 1)
-	go func() { burstErr <- burst(o, group, &lastAck) }()
-	want := rep.Instances - o.Changes
+	go func() { burstErr <- burst(o, group, enabled, &lastAck) }()
 	var conv time.Time
 	var convCalls float64
 	deadline := time.Now().Add(10 * time.Minute)
@@ -276,7 +331,7 @@ func Run(o Options) (*Report, error) {
 			select {
 			case err := <-burstErr:
 				if err != nil {
-					return nil, err
+					return r, err
 				}
 				sent = true
 			default:
@@ -288,28 +343,19 @@ func Run(o Options) (*Report, error) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("scale: %d usable instances 10 minutes after the burst, want %d", mm.usable, want)
+			return r, fmt.Errorf("scale: %d usable instances 10 minutes after the burst, want %d", mm.usable, want)
 		}
 		time.Sleep(o.PollEvery) // polling the daemon's metrics
 	}
 	last := time.Unix(0, lastAck.Load())
-	rep.BurstSend = last.Sub(b0)
-	rep.ConvergeLast = conv.Sub(last)
-	rep.ConvergeBurst = conv.Sub(b0)
-	rep.BurstCalls = uint64(convCalls - callsBefore)
+	r.Send, r.ConvergeLast, r.ConvergeBurst = last.Sub(b0), conv.Sub(last), conv.Sub(b0)
+	r.Calls = uint64(convCalls - calls)
 	if mb1, err := mg.CPU(); err == nil {
-		rep.BurstCPU = (mb1 - mb0).Seconds() / conv.Sub(b0).Seconds()
+		r.CPU = (mb1 - mb0).Seconds() / r.ConvergeBurst.Seconds()
 	}
-	rep.NacosBurstCPU = (nacosCPU(o.NacosPID) - nb0).Seconds() / conv.Sub(b0).Seconds()
-	if o.NacosPID != 0 {
-		if err := priceReads(o, group, rep); err != nil {
-			return nil, err
-		}
-	}
-	rep.LoadAfter = harness.LoadAvg()
-	logf("burst sent in %v; last change in the pool %v after its acknowledgement", rep.BurstSend.Round(time.Millisecond),
-		rep.ConvergeLast.Round(time.Millisecond))
-	return rep, nil
+	r.NacosCPUTime = nacosCPU(o.NacosPID) - nb0
+	r.NacosCPU = r.NacosCPUTime.Seconds() / r.ConvergeBurst.Seconds()
+	return r, nil
 }
 
 func startDaemon(bins harness.Bins, dir, name, nacos, group string) (*harness.Proc, string, error) {
@@ -342,6 +388,24 @@ func instAddr(o *Options, i, j int) (string, uint64) {
 	return fmt.Sprintf("127.0.%d.%d", 1+n/50000, 1+(n/250)%200), uint64(20000 + n%250)
 }
 
+// namingClient is an SDK naming client on o.NacosAddr with its files in
+// o.Dir/name.
+func namingClient(o Options, name string) (naming_client.INamingClient, error) {
+	host, port, _ := strings.Cut(o.NacosAddr, ":")
+	p, _ := strconv.ParseUint(port, 10, 16)
+	dir := filepath.Join(o.Dir, name)
+	c, err := clients.NewNamingClient(vo.NacosClientParam{
+		ClientConfig: constant.NewClientConfig(constant.WithTimeoutMs(10000), constant.WithNotLoadCacheAtStart(true),
+			constant.WithCacheDir(filepath.Join(dir, "cache")), constant.WithLogDir(filepath.Join(dir, "log")),
+			constant.WithLogLevel("warn")),
+		ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig(host, p)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scale: naming client %s: %w", name, err)
+	}
+	return c, nil
+}
+
 // register batch-registers every instance, each SDK client a share of the
 // services, and returns the clients (closing one removes its instances).
 func register(o Options, group string) ([]naming_client.INamingClient, error) {
@@ -351,18 +415,10 @@ func register(o Options, group string) ([]naming_client.INamingClient, error) {
 		firstEr error
 		wg      sync.WaitGroup
 	)
-	host, port, _ := strings.Cut(o.NacosAddr, ":")
-	p, _ := strconv.ParseUint(port, 10, 16)
 	for r := range o.Registrars {
-		dir := filepath.Join(o.Dir, fmt.Sprintf("registrar-%d", r))
-		c, err := clients.NewNamingClient(vo.NacosClientParam{
-			ClientConfig: constant.NewClientConfig(constant.WithTimeoutMs(10000), constant.WithNotLoadCacheAtStart(true),
-				constant.WithCacheDir(filepath.Join(dir, "cache")), constant.WithLogDir(filepath.Join(dir, "log")),
-				constant.WithLogLevel("warn")),
-			ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig(host, p)},
-		})
+		c, err := namingClient(o, fmt.Sprintf("registrar-%d", r))
 		if err != nil {
-			return regs, fmt.Errorf("scale: naming client: %w", err)
+			return regs, err
 		}
 		regs = append(regs, c)
 		wg.Go(func() {
@@ -433,9 +489,9 @@ func waitPool(o Options, admin, group string, want int, within time.Duration) (m
 	return m, fmt.Errorf("scale: pool has %d usable instances after %v, want %d (%v)", m.usable, within, want, err)
 }
 
-// burst disables o.Changes instances through Nacos's admin API, Writers at
+// burst sets enabled on o.Changes instances through Nacos's admin API, Writers at
 // a time, and records when the last acknowledgement arrived.
-func burst(o Options, group string, lastAck *atomic.Int64) error {
+func burst(o Options, group string, enabled bool, lastAck *atomic.Int64) error {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Writers}}
 	defer c.CloseIdleConnections()
 	work := make(chan int)
@@ -447,7 +503,7 @@ func burst(o Options, group string, lastAck *atomic.Int64) error {
 				i, j := k%o.Services, k/o.Services
 				ip, port := instAddr(&o, i, j)
 				form := url.Values{"serviceName": {svcName(i)}, "groupName": {group}, "ip": {ip},
-					"port": {strconv.FormatUint(port, 10)}, "ephemeral": {"true"}, "weight": {"1"}, "enabled": {"false"}}
+					"port": {strconv.FormatUint(port, 10)}, "ephemeral": {"true"}, "weight": {"1"}, "enabled": {strconv.FormatBool(enabled)}}
 				req, _ := http.NewRequest(http.MethodPut, "http://"+o.NacosAddr+"/nacos/v3/admin/ns/instance", strings.NewReader(form.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				resp, err := c.Do(req)
