@@ -121,10 +121,14 @@ type Report struct {
 	IdleCalls         float64 // HTTP calls to Nacos per second, over the idle window
 	IdleCallsBase     float64
 
-	Burst           BurstResult   // Changes instances disabled
-	BurstFanout     BurstResult   // the same enabled again, with Subscribers more subscribers
-	FanoutPushes    int64         // pushes those subscribers received in it
-	FanoutReads     int64         // and the reads they made after them
+	Burst        BurstResult // Changes instances disabled
+	BurstFanout  BurstResult // the same enabled again, with Subscribers more subscribers
+	FanoutPushes int64       // pushes those subscribers received in it
+	FanoutReads  int64       // and the reads they made after them
+	// FanoutDone is the time from that burst's first change to the end of
+	// every subscriber's reads; FanoutNacosCPU is Nacos's CPU time until then.
+	FanoutDone      time.Duration
+	FanoutNacosCPU  time.Duration
 	NacosRSS        int64         // 0 when not measured
 	NacosIdleCPU    float64       // cores, over the idle window
 	Reads           int           // instance-list reads sent to Nacos after the burst, to price one
@@ -279,11 +283,15 @@ func Run(o Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		p0, r0 := subs.pushes.Load(), subs.reads.Load()
+		p0, r0, n0, b0 := subs.pushes.Load(), subs.reads.Load(), nacosCPU(o.NacosPID), time.Now()
 		if rep.BurstFanout, err = runBurst(o, group, mg, admin, true, rep.Instances, mm.calls); err != nil {
 			return nil, err
 		}
-		// The subscribers' last reads may still run: count what has come.
+		if err := subs.drain(10 * time.Minute); err != nil {
+			return nil, err
+		}
+		rep.FanoutDone = time.Since(b0)
+		rep.FanoutNacosCPU = nacosCPU(o.NacosPID) - n0
 		rep.FanoutPushes, rep.FanoutReads = subs.pushes.Load()-p0, subs.reads.Load()-r0
 		logf("with %d more subscribers: last change in the pool %v after its acknowledgement", o.Subscribers,
 			rep.BurstFanout.ConvergeLast.Round(time.Millisecond))
@@ -551,7 +559,7 @@ feed:
 // push, and the backstop's), Writers at a time, and records Nacos's CPU
 // per read.
 func priceReads(o Options, group string, rep *Report) error {
-	rep.Reads = 20 * o.Services
+	rep.Reads = 4 * o.Services
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Writers}}
 	defer c.CloseIdleConnections()
 	work := make(chan int)
