@@ -52,6 +52,27 @@ func (c *Class) UnmarshalText(b []byte) error {
 	return err
 }
 
+// UnmarshalYAML reads a class's name from YAML; yaml.v3 calls it instead
+// of UnmarshalText, whose error would end the decoding of the whole
+// document at this field. An unknown name decodes to a class that is not
+// Valid, for validation to report with its field; a value that is not a
+// string is the decoder's type error, with its line.
+func (c *Class) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	v, err := ParseClass(s)
+	if err != nil {
+		v = Class(numClasses)
+	}
+	*c = v
+	return nil
+}
+
+// Valid reports whether c is one of the classes.
+func (c Class) Valid() bool { return int(c) < numClasses }
+
 // ParseClass accepts "critical", "standard" or "sheddable" in any case; the
 // empty string is Standard, the default of a route that names none.
 func ParseClass(s string) (Class, error) {

@@ -106,6 +106,7 @@ const (
 func (c *Config) withDefaults() (Config, error) {
 	out := c.clone()
 	var errs []error
+	errs = append(errs, c.negatives()...)
 	if out.QueueSize <= 0 {
 		out.QueueSize = 256
 	}
@@ -133,6 +134,9 @@ func (c *Config) withDefaults() (Config, error) {
 		if r.Service == "" {
 			r.Service = r.Name
 		}
+		if !r.Class.Valid() {
+			errs = append(errs, fmt.Errorf("routes[%d].class: %d, want critical, standard or sheddable", i, r.Class))
+		}
 		if r.MaxConcurrency < 0 || r.DefaultMaxTokens < 0 {
 			errs = append(errs, fmt.Errorf("routes[%d]: max_concurrency and default_max_tokens must not be negative", i))
 		}
@@ -148,6 +152,29 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	return out, nil
 }
+
+// negatives reports the durations and sizes of c set below zero, each by
+// its field.
+func (c *Config) negatives() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"enter_after", int64(c.EnterAfter)}, {"exit_after", int64(c.ExitAfter)}, {"window", int64(c.Window)},
+		{"interval", int64(c.Interval)}, {"queue_size", int64(c.QueueSize)}, {"cache.max_bytes", c.Cache.MaxBytes},
+		{"cache.fresh_ttl", int64(c.Cache.FreshTTL)}, {"cache.stale_ttl", int64(c.Cache.StaleTTL)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative", f.name))
+		}
+	}
+	return errs
+}
+
+// Negatives is the errors of Config fields set below zero, each naming its
+// field ("enter_after: must not be negative"); Validate reports them too.
+func (c Config) Negatives() []error { return c.negatives() }
 
 // clone returns a copy of c that shares no memory with it.
 func (c *Config) clone() Config {

@@ -366,6 +366,9 @@ func (c *Config) Validate() error {
 		t := true
 		c.InjectUsage = &t
 	}
+	for _, err := range c.Degrade.Negatives() {
+		errs = append(errs, fmt.Errorf("degrade.%w", err))
+	}
 	for i, p := range c.Passthrough {
 		if !strings.HasPrefix(p, "/") {
 			errs = append(errs, fmt.Errorf("passthrough[%d]: %q must start with /", i, p))
@@ -427,6 +430,9 @@ func (c *Config) Validate() error {
 		}
 		if r.MaxConcurrency < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", field("max_concurrency")))
+		}
+		if !r.Criticality.Valid() {
+			errs = append(errs, fmt.Errorf("%s: want critical, standard or sheddable", field("criticality")))
 		}
 		if err := (balancer.Route{Name: r.Model, Service: r.serviceKey, Split: r.Split}).Validate(); err != nil && len(r.Split) > 0 {
 			errs = append(errs, fmt.Errorf("%s: %w", field("split"), err))

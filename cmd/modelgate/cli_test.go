@@ -133,6 +133,12 @@ func TestCheckMatchesServe(t *testing.T) {
 		{"breaker negative timeout", base + "routes:\n  - model: chat\n    breaker: {open_timeout: -5s}\n", 7, "routes[0].breaker.open_timeout: must not be negative"},
 		{"breaker unknown field", base + "routes:\n  - model: chat\n    breaker:\n      failures: 3\n", 8, "field failures not found"},
 		{"breakers of one service disagree", base + "routes:\n  - model: a\n    service: s\n    breaker: {consecutive_failures: 2}\n  - model: b\n    service: s\n    breaker: {consecutive_failures: 3}\n", 11, "routes[1].breaker: differs from routes[0]'s"},
+		{"negative enter_after", base + "degrade:\n  enter_after: -3s\n", 6, "degrade.enter_after: must not be negative"},
+		{"negative cache ttl", base + "degrade:\n  cache: {fresh_ttl: -1m}\n", 6, "degrade.cache.fresh_ttl: must not be negative"},
+		{"bad criticality", base + "routes:\n  - model: chat\n    criticality: urgent\n", 7, "routes[0].criticality: want critical, standard or sheddable"},
+		{"criticality not a string", base + "routes:\n  - model: chat\n    criticality: [critical]\n", 7, "cannot unmarshal"},
+		{"duplicate model", base + "routes:\n  - model: a\n  - model: a\n", 7, `routes[1].model: name "a" already used by routes[0]`},
+		{"duplicate alias", base + "routes:\n  - model: a\n  - model: b\n    aliases: [c, a]\n", 8, `routes[1].aliases[1]: name "a" already used by routes[0]`},
 		{"admin off loopback without token", "discovery:\n  static: " + pool + "\nlisten: 127.0.0.1:0\nadmin: 0.0.0.0:0\n", 4, "admin.listen"},
 	}
 	for _, tt := range tests {
@@ -156,6 +162,34 @@ func TestCheckMatchesServe(t *testing.T) {
 			want := path + ":" + strconv.Itoa(tt.line) + ": " + tt.field
 			if !strings.Contains("\n"+checkErr.Error(), "\n"+want) {
 				t.Errorf("check said %q, want a line starting %q", checkErr, want)
+			}
+		})
+	}
+}
+
+// TestCheckOneMistakeOneLine: a mistake that used to end the decoding (a
+// bad criticality) or go unseen (a negative enter_after) is one line of
+// check's output, at its own line, with no phantom error after it.
+func TestCheckOneMistakeOneLine(t *testing.T) {
+	dir := t.TempDir()
+	pool := filepath.Join(dir, "pool.yaml")
+	write(t, pool, "instances: []\n")
+	base := "discovery:\n  static: " + pool + "\nroutes:\n  - model: a\n"
+	tests := []struct{ name, yaml, want string }{
+		{"criticality", base + "    criticality: urgent\n  - model: b\n  - model: c\n", ":5: routes[0].criticality: want critical, standard or sheddable"},
+		{"enter_after", base + "degrade:\n  enter_after: -3s\n  exit_after: 10s\n", ":6: degrade.enter_after: must not be negative"},
+		{"duplicate alias", base + "  - model: b\n    aliases: [a]\n", `:6: routes[1].aliases[0]: name "a" already used by routes[0]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "modelgate.yaml")
+			write(t, path, tt.yaml)
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"check", "-config", path}, &stdout, &stderr); code != 1 {
+				t.Fatalf("exit %d", code)
+			}
+			if got := strings.TrimSpace(stderr.String()); got != path+tt.want {
+				t.Errorf("check said:\n%s\nwant exactly:\n%s", got, path+tt.want)
 			}
 		})
 	}
