@@ -84,17 +84,17 @@ type Pool struct {
 	stale  atomic.Bool
 }
 
-// PoolOption configures a Pool.
-type PoolOption func(*Pool)
+// Option configures a Pool.
+type Option func(*Pool)
 
 // WithLogger sets the logger for pool changes (default: none).
-func WithLogger(l zerolog.Logger) PoolOption { return func(p *Pool) { p.log = l } }
+func WithLogger(l zerolog.Logger) Option { return func(p *Pool) { p.log = l } }
 
 // WithClock sets the clock used for Service.Updated (default time.Now).
-func WithClock(now func() time.Time) PoolOption { return func(p *Pool) { p.now = now } }
+func WithClock(now func() time.Time) Option { return func(p *Pool) { p.now = now } }
 
 // NewPool returns an empty pool at version 0.
-func NewPool(opts ...PoolOption) *Pool {
+func NewPool(opts ...Option) *Pool {
 	p := &Pool{log: zerolog.Nop(), now: time.Now, synced: make(chan struct{})}
 	for _, o := range opts {
 		o(p)

@@ -27,7 +27,7 @@ func Example() {
 		return
 	}
 	defer client.Close()
-	watcher, err := nacos.NewWatcher(client, nacos.Options{Groups: []string{"LLM"}})
+	watcher, err := nacos.NewWatcher(client, nacos.Settings{Groups: []string{"LLM"}})
 	if err != nil {
 		fmt.Println(err)
 		return

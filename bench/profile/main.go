@@ -48,7 +48,7 @@ func main() {
 		log.Fatal(err)
 	}
 	ctx := context.Background()
-	go func() { _ = static.NewFile(*pool, time.Second, zerolog.Nop()).Run(ctx, p) }()
+	go func() { _ = static.NewFile(*pool).Run(ctx, p) }()
 	go func() { _ = rt.Run(ctx) }()
 	go func() { log.Fatal(http.ListenAndServe(*pprofAddr, nil)) }()
 	srv := &fasthttp.Server{Handler: rt.Handler, ErrorHandler: rt.ErrorHandler, Name: "modelgate",

@@ -159,14 +159,14 @@ func (d *daemon) sharedStores(cfg *Config) []degrade.Option {
 	d.closers = append(d.closers, func() { _ = rdb.Close() })
 	var opts []degrade.Option
 	if r.Quotas == nil || *r.Quotas {
-		q, _ := redisstore.NewQuota(rdb, redisstore.QuotaOptions{Timeout: timeout, Fallback: redisstore.Fallback(r.QuotaFallback),
-			Logger: d.log, Metrics: d.metrics}) // the fallback was validated with the config
+		q, _ := redisstore.NewQuota(rdb, redisstore.QuotaSettings{Timeout: timeout, Fallback: redisstore.Fallback(r.QuotaFallback)},
+			redisstore.WithLogger(d.log), redisstore.WithMetrics(d.metrics)) // the fallback was validated with the config
 		opts = append(opts, degrade.WithQuotaStore(q))
 	}
 	if r.Cache == nil || *r.Cache {
 		cc := cfg.Router.Degrade.Cache
-		opts = append(opts, degrade.WithCacheStore(redisstore.NewCache(rdb, redisstore.CacheOptions{Timeout: timeout,
-			FreshTTL: cc.FreshTTL, StaleTTL: cc.StaleTTL, Logger: d.log, Metrics: d.metrics})))
+		opts = append(opts, degrade.WithCacheStore(redisstore.NewCache(rdb, redisstore.CacheSettings{Timeout: timeout,
+			FreshTTL: cc.FreshTTL, StaleTTL: cc.StaleTTL}, redisstore.WithLogger(d.log), redisstore.WithMetrics(d.metrics))))
 	}
 	return opts
 }
@@ -185,7 +185,7 @@ func nacosClientConfig(n *NacosConfig) nacos.ClientConfig {
 
 func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
 	if cfg.Discovery.Static != "" {
-		return static.NewFile(cfg.Discovery.Static, time.Second, d.log), nil
+		return static.NewFile(cfg.Discovery.Static, static.WithLogger(d.log)), nil
 	}
 	n := cfg.Discovery.Nacos
 	client, err := nacos.Dial(nacosClientConfig(n))
@@ -198,11 +198,11 @@ func (d *daemon) newSource(cfg *Config) (discovery.Source, error) {
 	if snapshot == "off" {
 		snapshot = ""
 	}
-	return nacos.NewWatcher(client, nacos.Options{
+	return nacos.NewWatcher(client, nacos.Settings{
 		Groups: n.Groups, ListInterval: n.ListInterval, ReconcileInterval: n.ReconcileInterval,
 		ReconcileRate: n.ReconcileRate, Empty: nacos.EmptyPolicy(n.EmptyPolicy), EmptyGrace: n.EmptyGrace,
-		SnapshotPath: snapshot, Logger: &d.log, Metrics: d.metrics,
-	})
+		SnapshotPath: snapshot,
+	}, nacos.WithLogger(d.log), nacos.WithMetrics(d.metrics))
 }
 
 // run serves until ctx is done, then shuts down gracefully: the listeners

@@ -7,15 +7,13 @@ import (
 	"errors"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/modelgate/modelgate/degrade/replycache"
 )
 
-// CacheOptions configure a Cache. Zero values take the defaults.
-type CacheOptions struct {
+// CacheSettings tune a Cache. Zero values take the defaults.
+type CacheSettings struct {
 	Prefix   string        // key prefix; default "modelgate:reply:"
 	Timeout  time.Duration // per call; default 50ms
 	FreshTTL time.Duration // as replycache.LRUConfig; default 5m
@@ -23,8 +21,6 @@ type CacheOptions struct {
 	// MaxEntryBytes is the largest reply stored; default 1 MiB. Bound the
 	// whole cache with Redis's own maxmemory and an LRU eviction policy.
 	MaxEntryBytes int
-	Logger        zerolog.Logger
-	Metrics       *metrics.Set // default none
 }
 
 // Cache is a replycache.Store in Redis: one string per entry under its
@@ -33,14 +29,14 @@ type CacheOptions struct {
 // concurrent use.
 type Cache struct {
 	rdb    redis.UniversalClient
-	opts   CacheOptions
+	opts   CacheSettings
 	health *health
 }
 
 var _ replycache.Store = (*Cache)(nil)
 
 // NewCache returns a Cache over rdb.
-func NewCache(rdb redis.UniversalClient, opts CacheOptions) *Cache {
+func NewCache(rdb redis.UniversalClient, opts CacheSettings, with ...Option) *Cache {
 	if opts.Prefix == "" {
 		opts.Prefix = "modelgate:reply:"
 	}
@@ -57,7 +53,7 @@ func NewCache(rdb redis.UniversalClient, opts CacheOptions) *Cache {
 	if opts.MaxEntryBytes <= 0 {
 		opts.MaxEntryBytes = 1 << 20
 	}
-	return &Cache{rdb: rdb, opts: opts, health: newHealth("cache", opts.Logger, opts.Metrics)}
+	return &Cache{rdb: rdb, opts: opts, health: newHealth("cache", collect(with))}
 }
 
 func (c *Cache) key(k [32]byte) string { return c.opts.Prefix + hex.EncodeToString(k[:]) }

@@ -18,9 +18,9 @@ type health struct {
 	fallbacks *metrics.Counter // nil without a metric set
 }
 
-func newHealth(what string, log zerolog.Logger, set *metrics.Set) *health {
-	h := &health{what: what, log: log}
-	if set != nil {
+func newHealth(what string, d deps) *health {
+	h := &health{what: what, log: d.log}
+	if set := d.metrics; set != nil {
 		h.fallbacks = set.NewCounter(`modelgate_redis_fallbacks_total{store="` + what + `"}`)
 		set.NewGauge(`modelgate_redis_up{store="`+what+`"}`, func() float64 {
 			if h.down.Load() {

@@ -27,13 +27,35 @@ const (
 	FallbackClosed Fallback = "closed"
 )
 
-// QuotaOptions configure a Quota. Zero values take the defaults.
-type QuotaOptions struct {
+// QuotaSettings tune a Quota. Zero values take the defaults.
+type QuotaSettings struct {
 	Prefix   string        // key prefix; default "modelgate:quota:"
 	Timeout  time.Duration // per call; default 50ms
 	Fallback Fallback      // default FallbackLocal
-	Logger   zerolog.Logger
-	Metrics  *metrics.Set // default none
+}
+
+// Option sets an optional dependency of a Quota or a Cache.
+type Option func(*deps)
+
+type deps struct {
+	log     zerolog.Logger
+	metrics *metrics.Set
+}
+
+// WithLogger sets the logger of outages and recoveries, one line each
+// (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(d *deps) { d.log = l } }
+
+// WithMetrics sets where the store's up gauge and fallback counter go
+// (default: nowhere).
+func WithMetrics(set *metrics.Set) Option { return func(d *deps) { d.metrics = set } }
+
+func collect(opts []Option) deps {
+	d := deps{log: zerolog.Nop()}
+	for _, o := range opts {
+		o(&d)
+	}
+	return d
 }
 
 // Quota is a quota.Store in Redis. Each consumer is one hash holding its
@@ -43,7 +65,7 @@ type QuotaOptions struct {
 // when their buckets would be full again. It is safe for concurrent use.
 type Quota struct {
 	rdb    redis.UniversalClient
-	opts   QuotaOptions
+	opts   QuotaSettings
 	local  *quota.Memory
 	health *health
 }
@@ -51,7 +73,7 @@ type Quota struct {
 var _ quota.Store = (*Quota)(nil)
 
 // NewQuota returns a Quota over rdb.
-func NewQuota(rdb redis.UniversalClient, opts QuotaOptions) (*Quota, error) {
+func NewQuota(rdb redis.UniversalClient, opts QuotaSettings, with ...Option) (*Quota, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = "modelgate:quota:"
 	}
@@ -65,7 +87,7 @@ func NewQuota(rdb redis.UniversalClient, opts QuotaOptions) (*Quota, error) {
 	default:
 		return nil, fmt.Errorf("redisstore: quota fallback %q: want local, open or closed", opts.Fallback)
 	}
-	return &Quota{rdb: rdb, opts: opts, local: quota.NewMemory(), health: newHealth("quota", opts.Logger, opts.Metrics)}, nil
+	return &Quota{rdb: rdb, opts: opts, local: quota.NewMemory(), health: newHealth("quota", collect(with))}, nil
 }
 
 // refill and the bucket arithmetic are those of quota's in-process buckets:

@@ -50,7 +50,7 @@ func redisBench(b *testing.B, setup func(rdb *redis.Client) func(i int)) {
 func quotaBench(b *testing.B, op func(q *Quota, consumer string, lim quota.Limits) error) {
 	lim := quota.Limits{RPM: 1 << 30, TPM: 1 << 30}
 	redisBench(b, func(rdb *redis.Client) func(int) {
-		q, err := NewQuota(rdb, QuotaOptions{Timeout: time.Second})
+		q, err := NewQuota(rdb, QuotaSettings{Timeout: time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func BenchmarkRedisCacheGet(b *testing.B) {
 	key := func(k int) [32]byte { return [32]byte{byte(k), byte(k >> 8)} }
 	redisBench(b, func(rdb *redis.Client) func(int) {
 		ctx := context.Background()
-		c := NewCache(rdb, CacheOptions{Timeout: time.Second})
+		c := NewCache(rdb, CacheSettings{Timeout: time.Second})
 		for k := range 1000 {
 			c.Set(ctx, key(k), replycache.Entry{Status: 200, ContentType: "application/json", Body: body, Stored: time.Now()})
 		}

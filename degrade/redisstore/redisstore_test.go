@@ -61,7 +61,7 @@ func TestSharedQuotaAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	var stores []quota.Store
 	for range 3 {
-		q, err := NewQuota(client(t, srv.Addr), QuotaOptions{Timeout: time.Second})
+		q, err := NewQuota(client(t, srv.Addr), QuotaSettings{Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestSharedQuotaAcrossReplicas(t *testing.T) {
 
 func TestQuotaRefusesAndGivesBack(t *testing.T) {
 	srv := redistest.Start(t)
-	q, err := NewQuota(client(t, srv.Addr), QuotaOptions{Timeout: time.Second})
+	q, err := NewQuota(client(t, srv.Addr), QuotaSettings{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestQuotaRefusesAndGivesBack(t *testing.T) {
 	if _, ok, _ := q.Take(ctx, "c", lim, 10, time.Now()); !ok {
 		t.Fatal("a request given back is not available again")
 	}
-	if _, err := NewQuota(nil, QuotaOptions{Fallback: "sometimes"}); err == nil {
+	if _, err := NewQuota(nil, QuotaSettings{Fallback: "sometimes"}); err == nil {
 		t.Fatal("want an error for an unknown fallback")
 	}
 }
@@ -120,7 +120,7 @@ func TestRedisKilledFallsBackAndRecovers(t *testing.T) {
 		t.Run(string(tc.fallback), func(t *testing.T) {
 			var logs testkit.Buffer
 			set := metrics.NewSet()
-			q, err := NewQuota(client(t, srv.Addr), QuotaOptions{Fallback: tc.fallback, Logger: zerolog.New(&logs), Metrics: set})
+			q, err := NewQuota(client(t, srv.Addr), QuotaSettings{Fallback: tc.fallback}, WithLogger(zerolog.New(&logs)), WithMetrics(set))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,8 +158,8 @@ func TestRedisKilledFallsBackAndRecovers(t *testing.T) {
 
 func TestCacheSharedAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewCache(client(t, srv.Addr), CacheOptions{Timeout: time.Second, FreshTTL: time.Minute, StaleTTL: time.Hour, MaxEntryBytes: 1000})
-	b := NewCache(client(t, srv.Addr), CacheOptions{Timeout: time.Second, FreshTTL: time.Minute, StaleTTL: time.Hour, MaxEntryBytes: 1000})
+	a := NewCache(client(t, srv.Addr), CacheSettings{Timeout: time.Second, FreshTTL: time.Minute, StaleTTL: time.Hour, MaxEntryBytes: 1000})
+	b := NewCache(client(t, srv.Addr), CacheSettings{Timeout: time.Second, FreshTTL: time.Minute, StaleTTL: time.Hour, MaxEntryBytes: 1000})
 	ctx := context.Background()
 	now := time.Now()
 	k1, k2 := [32]byte{1}, [32]byte{2} // the keys of one request in two consumers' scopes

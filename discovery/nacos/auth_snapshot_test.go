@@ -45,8 +45,8 @@ func TestRefusedLoginIsAnErrorNotAnEmptyPool(t *testing.T) {
 	log := zerolog.New(&logs)
 	set := metrics.NewSet()
 	clk := &clock{}
-	pool, stop := start(t, f, Options{Logger: &log, Metrics: set, Now: clk.now, EmptyGrace: time.Second,
-		ReconcileInterval: 10 * time.Millisecond, ReconcileRate: 1000, ListInterval: 10 * time.Millisecond})
+	pool, stop := start(t, f, Settings{EmptyGrace: time.Second,
+		ReconcileInterval: 10 * time.Millisecond, ReconcileRate: 1000, ListInterval: 10 * time.Millisecond}, WithLogger(log), WithMetrics(set), WithClock(clk.now))
 	defer stop()
 
 	next(t, f.listed, 3)
@@ -88,7 +88,7 @@ func TestSnapshotServesWhenNacosIsDownAtStart(t *testing.T) {
 	f := newFake(true)
 	f.set(a, mi("10.0.0.1", 2))
 	f.set(b, mi("10.0.0.2", 1), mi("10.0.0.3", 1))
-	opts := Options{SnapshotPath: path, SnapshotEvery: 10 * time.Millisecond,
+	opts := Settings{SnapshotPath: path, SnapshotEvery: 10 * time.Millisecond,
 		ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond}
 	pool, stop := start(t, f, opts)
 	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return count(a)(s) == 1 && count(b)(s) == 2 })
@@ -103,7 +103,7 @@ func TestSnapshotServesWhenNacosIsDownAtStart(t *testing.T) {
 	f.down = true
 	f.mu.Unlock()
 	set := metrics.NewSet()
-	pool2, stop2 := start(t, f, Options{SnapshotPath: path, Metrics: set, ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond})
+	pool2, stop2 := start(t, f, Settings{SnapshotPath: path, ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond}, WithMetrics(set))
 	defer stop2()
 	testkit.Eventually(t, 2*time.Second, "synced from the snapshot", func() bool { return isSynced(pool2) })
 	if !pool2.Stale() {
@@ -137,7 +137,7 @@ func TestNoSnapshotServedOnRefusedLogin(t *testing.T) {
 	}
 	f := newFake(true)
 	f.authFail = true
-	pool, stop := start(t, f, Options{SnapshotPath: path, ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond})
+	pool, stop := start(t, f, Settings{SnapshotPath: path, ReconcileInterval: time.Hour, ListInterval: 10 * time.Millisecond})
 	defer stop()
 	next(t, f.listed, 3)
 	if isSynced(pool) || pool.Snapshot().Service("LLM@@a") != nil {
@@ -150,7 +150,7 @@ func TestBackstopReadsAreRateCapped(t *testing.T) {
 	for i := range 200 {
 		f.set(fmt.Sprintf("LLM@@s%03d", i), mi("10.0.0.1", 1))
 	}
-	pool, stop := start(t, f, Options{ReconcileInterval: time.Millisecond, ReconcileRate: 20, ListInterval: time.Hour})
+	pool, stop := start(t, f, Settings{ReconcileInterval: time.Millisecond, ReconcileRate: 20, ListInterval: time.Hour})
 	defer stop()
 	testkit.Eventually(t, 5*time.Second, "synced", func() bool { return isSynced(pool) })
 	base := f.reads.Load() // the first listing read each service once

@@ -65,7 +65,7 @@ func TestRealNacosTwoServersFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	w, err := NewWatcher(client, Options{Groups: []string{group}, Empty: EmptyApply,
+	w, err := NewWatcher(client, Settings{Groups: []string{group}, Empty: EmptyApply,
 		ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func BenchmarkIdleCalls500Services(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w, err := NewWatcher(client, Options{Groups: []string{group}})
+		w, err := NewWatcher(client, Settings{Groups: []string{group}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,13 +19,13 @@ import (
 // These tests run against a real Nacos server (see internal/nacostest).
 
 // runWatcher starts a Watcher on a real SDK client and returns its pool.
-func runWatcher(t *testing.T, addr string, opts Options) (*discovery.Pool, *Watcher) {
+func runWatcher(t *testing.T, addr string, s Settings, opts ...Option) (*discovery.Pool, *Watcher) {
 	t.Helper()
-	return runWatcherOn(t, ClientConfig{Servers: []string{addr}}, opts)
+	return runWatcherOn(t, ClientConfig{Servers: []string{addr}}, s, opts...)
 }
 
 // runWatcherOn is runWatcher with a client config of the test's own.
-func runWatcherOn(t *testing.T, cfg ClientConfig, opts Options) (*discovery.Pool, *Watcher) {
+func runWatcherOn(t *testing.T, cfg ClientConfig, s Settings, opts ...Option) (*discovery.Pool, *Watcher) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg.CacheDir, cfg.LogDir = filepath.Join(dir, "cache"), filepath.Join(dir, "log")
@@ -33,13 +33,13 @@ func runWatcherOn(t *testing.T, cfg ClientConfig, opts Options) (*discovery.Pool
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.ReconcileInterval == 0 {
-		opts.ReconcileInterval = time.Second
+	if s.ReconcileInterval == 0 {
+		s.ReconcileInterval = time.Second
 	}
-	if opts.ListInterval == 0 {
-		opts.ListInterval = time.Second
+	if s.ListInterval == 0 {
+		s.ListInterval = time.Second
 	}
-	w, err := NewWatcher(client, opts)
+	w, err := NewWatcher(client, s, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestRealNacosLifecycle(t *testing.T) {
 	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41001, 3, map[string]string{"version": "v1", "gpu": "a100"})
 	b := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41002, 1, map[string]string{"version": "v2"})
 
-	pool, _ := runWatcher(t, addr, Options{Groups: []string{group}, Empty: EmptyApply})
+	pool, _ := runWatcher(t, addr, Settings{Groups: []string{group}, Empty: EmptyApply})
 	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 2 })
 	got := instances(pool, key)
 	if got[0].Version != "v1" || got[0].Tags["gpu"] != "a100" || got[0].Weight != 3 || got[1].Version != "v2" {
@@ -111,7 +111,7 @@ func TestRealNacosEmptyKeep(t *testing.T) {
 	key := discovery.ServiceKey(group, "qwen")
 	a := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41011, 1, nil)
 	set := metrics.NewSet()
-	pool, w := runWatcher(t, addr, Options{Groups: []string{group}, Empty: EmptyKeep, EmptyGrace: time.Hour, Metrics: set})
+	pool, w := runWatcher(t, addr, Settings{Groups: []string{group}, Empty: EmptyKeep, EmptyGrace: time.Hour}, WithMetrics(set))
 	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
 
 	a.Deregister()
@@ -138,7 +138,7 @@ func TestRealNacosFailoverAndPushOnly(t *testing.T) {
 	defer func(f func(int) int) { firstServer = f }(firstServer)
 	firstServer = func(int) int { return 0 } // the HTTP reads try the dead one first
 	pool, _ := runWatcherOn(t, ClientConfig{Servers: []string{dead, addr}},
-		Options{Groups: []string{group}, Empty: EmptyApply, ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
+		Settings{Groups: []string{group}, Empty: EmptyApply, ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
 	waitFor(t, pool, 15*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
 	b := nacostest.Register(t, addr, group, "qwen", "127.0.0.1", 41032, 1, nil)
 	waitFor(t, pool, 5*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 2 })
@@ -156,7 +156,7 @@ func TestRealNacosNewServiceWithin2s(t *testing.T) {
 	addr := nacostest.Addr(t)
 	group := testkit.UniqueGroup("ITNEW")
 	nacostest.Register(t, addr, group, "first", "127.0.0.1", 41040, 1, nil)
-	pool, _ := runWatcher(t, addr, Options{Groups: []string{group}, ListInterval: 1500 * time.Millisecond,
+	pool, _ := runWatcher(t, addr, Settings{Groups: []string{group}, ListInterval: 1500 * time.Millisecond,
 		ReconcileInterval: time.Hour})
 	waitFor(t, pool, 15*time.Second, func(s *discovery.Snapshot) bool { return count(discovery.ServiceKey(group, "first"))(s) == 1 })
 	var took []time.Duration

@@ -25,7 +25,7 @@ func TestRealNacosRestart(t *testing.T) {
 	key := discovery.ServiceKey(group, "qwen")
 	nacostest.Register(t, srv.Addr(), group, "qwen", "127.0.0.1", 41021, 1, nil)
 	set := metrics.NewSet()
-	pool, w := runWatcher(t, srv.Addr(), Options{Groups: []string{group}, Metrics: set})
+	pool, w := runWatcher(t, srv.Addr(), Settings{Groups: []string{group}}, WithMetrics(set))
 	waitFor(t, pool, 10*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
 
 	srv.Stop(t)

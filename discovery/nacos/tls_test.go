@@ -98,7 +98,7 @@ func TestRealNacosOverTLS(t *testing.T) {
 	}
 
 	pool, _ := runWatcherOn(t, ClientConfig{Servers: []string{srv.Addr()}, TLS: tlsCfg},
-		Options{Groups: []string{group}, Empty: EmptyApply, ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
+		Settings{Groups: []string{group}, Empty: EmptyApply, ListInterval: time.Hour, ReconcileInterval: time.Hour, ReconcileRate: 0.001})
 	waitFor(t, pool, 20*time.Second, func(s *discovery.Snapshot) bool { return count(key)(s) == 1 })
 	// No listing and no backstop for an hour: only a push over the TLS
 	// gRPC connection can bring the second instance.
@@ -111,7 +111,7 @@ func TestRealNacosOverTLS(t *testing.T) {
 	var logs testkit.Buffer
 	log := zerolog.New(&logs)
 	wrong, _ := runWatcherOn(t, ClientConfig{Servers: []string{srv.Addr()}, TLS: &TLSConfig{CAFile: files.OtherCA}},
-		Options{Groups: []string{group}, Logger: &log, ListInterval: 200 * time.Millisecond})
+		Settings{Groups: []string{group}, ListInterval: 200 * time.Millisecond}, WithLogger(log))
 	testkit.Eventually(t, 10*time.Second, "the refused certificate logged", func() bool {
 		return strings.Contains(logs.String(), "certificate signed by unknown authority")
 	})

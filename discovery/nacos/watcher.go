@@ -31,8 +31,8 @@ const (
 	EmptyApply EmptyPolicy = "apply"
 )
 
-// Options configure a Watcher. Zero values take the documented defaults.
-type Options struct {
+// Settings tune a Watcher. Zero values take the documented defaults.
+type Settings struct {
 	Groups []string // groups to watch; default [discovery.DefaultGroup]
 	// ListInterval is how often the groups are listed for new and vanished
 	// services (one call per group and 1,000 services), jittered by ±10%;
@@ -53,14 +53,23 @@ type Options struct {
 	// read from at start when Nacos cannot be reached.
 	SnapshotPath  string
 	SnapshotEvery time.Duration // default 1s
-	Logger        *zerolog.Logger
-	// Metrics receives the watcher's metrics; default none.
-	Metrics *metrics.Set
-	// Now is the clock; default time.Now.
-	Now func() time.Time
 }
 
-func (o *Options) normalize() error {
+// Option sets an optional dependency of a Watcher.
+type Option func(*Watcher)
+
+// WithLogger sets the logger of pool changes, subscriptions and Nacos
+// failures (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(w *Watcher) { w.log = l } }
+
+// WithMetrics sets where the watcher's metrics go (default: nowhere).
+func WithMetrics(set *metrics.Set) Option { return func(w *Watcher) { w.metrics = set } }
+
+// WithClock sets the clock of sync ages, empty-list grace and snapshot
+// times (default time.Now).
+func WithClock(now func() time.Time) Option { return func(w *Watcher) { w.now = now } }
+
+func (o *Settings) normalize() error {
 	if len(o.Groups) == 0 {
 		o.Groups = []string{discovery.DefaultGroup}
 	}
@@ -86,13 +95,6 @@ func (o *Options) normalize() error {
 	if o.SnapshotEvery <= 0 {
 		o.SnapshotEvery = time.Second
 	}
-	if o.Logger == nil {
-		nop := zerolog.Nop()
-		o.Logger = &nop
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	return nil
 }
 
@@ -106,8 +108,11 @@ func (o *Options) normalize() error {
 // Only Nacos's answers change the pool: a failed listing, a refused login
 // or a failed read leaves it as it is.
 type Watcher struct {
-	client Client
-	opts   Options
+	client  Client
+	opts    Settings
+	log     zerolog.Logger
+	metrics *metrics.Set
+	now     func() time.Time
 
 	mu     sync.Mutex
 	svcs   map[string]*watched // by "GROUP@@service"; guarded by mu
@@ -143,13 +148,16 @@ const (
 var _ discovery.Source = (*Watcher)(nil)
 
 // NewWatcher returns a Watcher over client. It does nothing until Run.
-func NewWatcher(client Client, opts Options) (*Watcher, error) {
-	if err := opts.normalize(); err != nil {
+func NewWatcher(client Client, s Settings, opts ...Option) (*Watcher, error) {
+	if err := s.normalize(); err != nil {
 		return nil, err
 	}
-	w := &Watcher{client: client, opts: opts, svcs: map[string]*watched{}, dirty: map[string]bool{},
+	w := &Watcher{client: client, opts: s, log: zerolog.Nop(), now: time.Now, svcs: map[string]*watched{}, dirty: map[string]bool{},
 		wake: make(chan struct{}, 1), errs: map[string]*metrics.Counter{}}
-	if s := opts.Metrics; s != nil {
+	for _, o := range opts {
+		o(w)
+	}
+	if s := w.metrics; s != nil {
 		w.pushes = s.NewCounter(`modelgate_nacos_updates_total{source="push"}`)
 		w.recons = s.NewCounter(`modelgate_nacos_updates_total{source="reconcile"}`)
 		for _, k := range []string{kindAuth, kindConnection} {
@@ -160,7 +168,7 @@ func NewWatcher(client Client, opts Options) (*Watcher, error) {
 			if last == 0 {
 				return -1
 			}
-			return opts.Now().Sub(time.Unix(0, last)).Seconds()
+			return w.now().Sub(time.Unix(0, last)).Seconds()
 		})
 		s.NewGauge(`modelgate_nacos_held_services`, func() float64 { return float64(w.held()) })
 		if c, ok := client.(interface{ Calls() uint64 }); ok {
@@ -290,14 +298,14 @@ func (w *Watcher) failed(err error, msg string) {
 	if c := w.errs[kind]; c != nil {
 		c.Inc()
 	}
-	now := w.opts.Now()
+	now := w.now()
 	if kind == w.failing && now.Sub(w.lastLog) < time.Minute {
 		return
 	}
 	w.failing, w.lastLog = kind, now
-	ev := w.opts.Logger.Warn()
+	ev := w.log.Warn()
 	if kind == kindAuth {
-		ev = w.opts.Logger.Error()
+		ev = w.log.Error()
 	}
 	ev.Err(err).Str("kind", kind).Msg(msg)
 }
@@ -305,7 +313,7 @@ func (w *Watcher) failed(err error, msg string) {
 // recovered logs the end of a failure streak.
 func (w *Watcher) recovered() {
 	if w.failing != "" {
-		w.opts.Logger.Info().Str("after", w.failing).Msg("nacos answers again")
+		w.log.Info().Str("after", w.failing).Msg("nacos answers again")
 		w.failing = ""
 	}
 }
@@ -344,12 +352,12 @@ func (w *Watcher) list() error {
 		}
 		// The SDK may call back inside Subscribe: hold no lock here.
 		if err := w.client.Subscribe(gn[0], gn[1], func() { w.changed(key) }); err != nil {
-			w.opts.Logger.Warn().Err(err).Str("service", key).Msg("nacos subscribe failed; reading the service anyway, will retry")
+			w.log.Warn().Err(err).Str("service", key).Msg("nacos subscribe failed; reading the service anyway, will retry")
 		} else {
 			w.mu.Lock()
 			s.subscribed = true
 			w.mu.Unlock()
-			w.opts.Logger.Info().Str("service", key).Msg("subscribed")
+			w.log.Info().Str("service", key).Msg("subscribed")
 		}
 		w.changed(key) // read it now, whether or not the SDK called back
 	}
@@ -372,10 +380,10 @@ func (w *Watcher) list() error {
 	}
 	w.retireMissing()
 	w.fetchChanged() // read the new services before saying the pool is synced
-	w.lastSync.Store(w.opts.Now().UnixNano())
+	w.lastSync.Store(w.now().UnixNano())
 	if w.pool.Stale() {
 		w.pool.SetStale(false)
-		w.opts.Logger.Info().Msg("nacos answers: its view replaces the pool snapshot")
+		w.log.Info().Msg("nacos answers: its view replaces the pool snapshot")
 	}
 	w.pool.MarkSynced()
 	return nil
@@ -389,7 +397,7 @@ func (w *Watcher) loadSnapshot() {
 	}
 	services, written, err := discovery.ReadSnapshotFile(w.opts.SnapshotPath)
 	if err != nil {
-		w.opts.Logger.Warn().Err(err).Msg("nacos unreachable at start and no pool snapshot to serve from")
+		w.log.Warn().Err(err).Msg("nacos unreachable at start and no pool snapshot to serve from")
 		return
 	}
 	w.mu.Lock()
@@ -406,7 +414,7 @@ func (w *Watcher) loadSnapshot() {
 	w.written = w.pool.Snapshot().Version
 	w.pool.SetStale(true)
 	w.pool.MarkSynced()
-	w.opts.Logger.Warn().Str("file", w.opts.SnapshotPath).Time("written", written).Int("services", len(services)).
+	w.log.Warn().Str("file", w.opts.SnapshotPath).Time("written", written).Int("services", len(services)).
 		Msg("nacos unreachable at start: serving the pool snapshot until it answers")
 }
 
@@ -420,8 +428,8 @@ func (w *Watcher) writeSnapshot() {
 	if snap.Version == w.written {
 		return
 	}
-	if err := discovery.WriteSnapshotFile(w.opts.SnapshotPath, snap, w.opts.Now()); err != nil {
-		w.opts.Logger.Warn().Err(err).Msg("writing the pool snapshot failed")
+	if err := discovery.WriteSnapshotFile(w.opts.SnapshotPath, snap, w.now()); err != nil {
+		w.log.Warn().Err(err).Msg("writing the pool snapshot failed")
 		return
 	}
 	w.written = snap.Version
@@ -494,10 +502,10 @@ func (w *Watcher) hold(key string, s *watched) bool {
 	if svc := w.pool.Snapshot().Service(key); svc == nil || len(svc.Instances) == 0 {
 		return false // nothing to keep
 	}
-	now := w.opts.Now()
+	now := w.now()
 	if s.emptySince.IsZero() {
 		s.emptySince = now
-		w.opts.Logger.Warn().Str("service", key).Dur("grace", w.opts.EmptyGrace).
+		w.log.Warn().Str("service", key).Dur("grace", w.opts.EmptyGrace).
 			Msg("nacos reports no instances, keeping the last good list")
 	}
 	return now.Sub(s.emptySince) < w.opts.EmptyGrace
@@ -519,11 +527,11 @@ func (w *Watcher) retireMissing() {
 		key := discovery.ServiceKey(s.group, s.name)
 		if s.subscribed {
 			if err := w.client.Unsubscribe(s.group, s.name); err != nil {
-				w.opts.Logger.Warn().Err(err).Str("service", key).Msg("nacos unsubscribe failed")
+				w.log.Warn().Err(err).Str("service", key).Msg("nacos unsubscribe failed")
 			}
 		}
 		w.pool.Remove(key)
-		w.opts.Logger.Info().Str("service", key).Msg("service gone, unsubscribed")
+		w.log.Info().Str("service", key).Msg("service gone, unsubscribed")
 	}
 }
 

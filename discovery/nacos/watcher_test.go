@@ -127,9 +127,9 @@ type clock struct{ ns atomic.Int64 }
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func start(t *testing.T, f *fakeClient, opts Options) (*discovery.Pool, func()) {
+func start(t *testing.T, f *fakeClient, s Settings, opts ...Option) (*discovery.Pool, func()) {
 	t.Helper()
-	w, err := NewWatcher(f, opts)
+	w, err := NewWatcher(f, s, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestReconcileFindsChangeWithoutPush(t *testing.T) {
 	const key = "LLM@@qwen"
 	f := newFake(false)
 	f.set(key, mi("10.0.0.1", 1))
-	pool, stop := start(t, f, Options{ReconcileInterval: 50 * time.Millisecond, ReconcileRate: 1000, ListInterval: time.Hour})
+	pool, stop := start(t, f, Settings{ReconcileInterval: 50 * time.Millisecond, ReconcileRate: 1000, ListInterval: time.Hour})
 	defer stop()
 	n := count(key)
 	waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return n(s) == 1 })
@@ -203,8 +203,8 @@ func TestEmptyPolicy(t *testing.T) {
 			f := newFake(true)
 			f.set(key, mi("10.0.0.1", 1))
 			clk := &clock{}
-			pool, stop := start(t, f, Options{Empty: tc.policy, EmptyGrace: time.Minute, Now: clk.now,
-				ReconcileInterval: 20 * time.Millisecond, ReconcileRate: 1000, ListInterval: time.Hour})
+			pool, stop := start(t, f, Settings{Empty: tc.policy, EmptyGrace: time.Minute,
+				ReconcileInterval: 20 * time.Millisecond, ReconcileRate: 1000, ListInterval: time.Hour}, WithClock(clk.now))
 			defer stop()
 			n := count(key)
 			waitFor(t, pool, 2*time.Second, func(s *discovery.Snapshot) bool { return n(s) == 1 })
@@ -263,8 +263,8 @@ func TestNacosDownKeepsPoolAndVanishedServiceRetires(t *testing.T) {
 	f.set(a, mi("10.0.0.1", 1))
 	f.set(b, mi("10.0.0.2", 1))
 	clk := &clock{}
-	pool, stop := start(t, f, Options{Now: clk.now, EmptyGrace: time.Minute,
-		ReconcileInterval: 20 * time.Millisecond, ReconcileRate: 1000, ListInterval: 20 * time.Millisecond})
+	pool, stop := start(t, f, Settings{EmptyGrace: time.Minute,
+		ReconcileInterval: 20 * time.Millisecond, ReconcileRate: 1000, ListInterval: 20 * time.Millisecond}, WithClock(clk.now))
 	defer stop()
 	both := func(s *discovery.Snapshot) bool { return count(a)(s) == 1 && count(b)(s) == 1 }
 	waitFor(t, pool, 2*time.Second, both)
@@ -294,7 +294,7 @@ func TestNacosDownKeepsPoolAndVanishedServiceRetires(t *testing.T) {
 }
 
 func TestBadEmptyPolicy(t *testing.T) {
-	if _, err := NewWatcher(newFake(true), Options{Empty: "drop"}); err == nil {
+	if _, err := NewWatcher(newFake(true), Settings{Empty: "drop"}); err == nil {
 		t.Fatal("want an error for an unknown policy")
 	}
 }

@@ -92,14 +92,32 @@ type Source struct {
 
 var _ discovery.Source = (*Source)(nil)
 
-// NewFile returns a Source that reads path and re-reads it every interval
-// (default 1s) when its content changed. A file that fails to parse on
-// reload is logged and the previous pool kept.
-func NewFile(path string, interval time.Duration, log zerolog.Logger) *Source {
-	if interval <= 0 {
-		interval = time.Second
+// Option sets an optional knob of a file Source.
+type Option func(*Source)
+
+// WithInterval sets how often the file is checked for a change (default
+// 1s; zero or negative keeps the default).
+func WithInterval(d time.Duration) Option {
+	return func(s *Source) {
+		if d > 0 {
+			s.interval = d
+		}
 	}
-	return &Source{path: path, interval: interval, log: log}
+}
+
+// WithLogger sets the logger of reloads and of files that fail to parse
+// (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(s *Source) { s.log = l } }
+
+// NewFile returns a Source that reads path and re-reads it when its
+// content changed. A file that fails to parse on reload is logged and the
+// previous pool kept.
+func NewFile(path string, opts ...Option) *Source {
+	s := &Source{path: path, interval: time.Second, log: zerolog.Nop()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // NewList returns a Source that publishes entries once.

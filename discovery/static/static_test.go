@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/modelgate/modelgate/discovery"
@@ -68,7 +67,7 @@ func TestFileReload(t *testing.T) {
 	pool := discovery.NewPool()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewFile(path, 10*time.Millisecond, zerolog.Nop()).Run(ctx, pool) }()
+	go func() { done <- NewFile(path, WithInterval(10*time.Millisecond)).Run(ctx, pool) }()
 	defer func() { cancel(); <-done }()
 
 	wait := func(cond func(*discovery.Snapshot) bool) {
