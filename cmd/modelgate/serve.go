@@ -257,6 +257,11 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Warn().Err(serr).Msg("api shutdown")
 	}
 	_ = d.admin.ShutdownWithContext(sctx)
+	// Shutdown closes only the listeners Serve has registered; one whose
+	// goroutine has not run yet (a stop during start) would serve on, and
+	// wg.Wait would never return. Closed here, its Serve returns at once.
+	_ = d.apiLn.Close()
+	_ = d.adminLn.Close()
 	stopBg()
 	wg.Wait()
 	d.log.Info().Dur("drained_in", time.Since(drainStart)).Msg("modelgate stopped")
