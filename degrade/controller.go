@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/modelgate/modelgate/internal/tick"
 )
 
 // SignalSource returns the current signals of a route. Controller.Run calls
@@ -40,14 +42,16 @@ type route struct {
 	name string
 	tier atomic.Uint32
 
-	mu       sync.Mutex
-	h        hysteresis
-	raw      Tier
-	signals  Signals
-	pinned   bool
-	pin      Tier
-	pinUntil time.Time // zero: until Unpin
-	since    time.Time // when tier last changed
+	mu        sync.Mutex
+	h         hysteresis
+	raw       Tier
+	why       trigger // the condition behind raw
+	signals   Signals
+	pinned    bool
+	pin       Tier
+	pinUntil  time.Time // zero: until Unpin
+	pinReason string
+	since     time.Time // when tier last changed
 }
 
 // NewController returns a Controller that knows no route yet. src feeds Run
@@ -133,7 +137,8 @@ func (c *Controller) Observe(name string, s Signals, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	th := c.th.Load()
-	r.signals, r.raw = s, th.evaluate(s)
+	r.signals = s
+	r.raw, r.why = th.trigger(s)
 	r.h.step(r.raw, now, th.EnterAfter, th.ExitAfter)
 	why := "signals"
 	if r.pinned && !r.pinUntil.IsZero() && !now.Before(r.pinUntil) {
@@ -147,6 +152,12 @@ func (c *Controller) Observe(name string, s Signals, now time.Time) {
 // ends it takes the tier its signals earned. The pin ends at the route's
 // first observation at or after its expiry (within one interval with Run).
 func (c *Controller) Pin(name string, tier Tier, ttl time.Duration) error {
+	return c.PinWithReason(name, tier, ttl, "")
+}
+
+// PinWithReason is Pin with the pin's reason, which RouteStatus shows (and
+// the log records) while the pin lasts.
+func (c *Controller) PinWithReason(name string, tier Tier, ttl time.Duration, reason string) error {
 	if !tier.Valid() {
 		return fmt.Errorf("degrade: pin %q to %d: %w", name, tier, ErrBadTier)
 	}
@@ -154,7 +165,7 @@ func (c *Controller) Pin(name string, tier Tier, ttl time.Duration) error {
 	r := c.lookup(name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pinned, r.pin, r.pinUntil = true, tier, time.Time{}
+	r.pinned, r.pin, r.pinUntil, r.pinReason = true, tier, time.Time{}, reason
 	if ttl > 0 {
 		r.pinUntil = now.Add(ttl)
 	}
@@ -172,7 +183,7 @@ func (c *Controller) Unpin(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pinned {
-		r.pinned = false
+		r.pinned, r.pinReason = false, ""
 		c.settle(r, c.clock.Now(), "unpin")
 	}
 }
@@ -188,7 +199,7 @@ func (c *Controller) settle(r *route, now time.Time, why string) {
 	if from == to {
 		if why == "pin" || why == "unpin" || why == "pin expired" {
 			c.log.Info().Str("route", r.name).Str("tier", to.String()).Str("reason", why).
-				Time("pinned_until", r.pinUntil).Msg("degrade tier pin changed")
+				Time("pinned_until", r.pinUntil).Str("pin_reason", r.pinReason).Msg("degrade tier pin changed")
 		}
 		return
 	}
@@ -199,7 +210,7 @@ func (c *Controller) settle(r *route, now time.Time, why string) {
 		ev = c.log.Warn()
 	}
 	ev.Str("route", r.name).Str("from", from.String()).Str("to", to.String()).Str("reason", why).
-		Bool("pinned", r.pinned).Str("signals_tier", r.raw.String()).Float64("ready", r.signals.Ready).
+		Bool("pinned", r.pinned).Str("pin_reason", r.pinReason).Str("signals_tier", r.raw.String()).Float64("ready", r.signals.Ready).
 		Float64("breaker_open", r.signals.BreakerOpen).Float64("error_ratio", r.signals.ErrorRatio).
 		Dur("ttft_p95", r.signals.TTFTp95).Msg("degrade tier changed")
 	if c.onChange != nil {
@@ -214,23 +225,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	if c.src == nil {
 		return fmt.Errorf("degrade: run: %w", ErrNoSource)
 	}
-	tick := make(chan struct{}, 1)
-	for {
+	tick.Every(ctx, c.clock, func() time.Duration { return time.Duration(c.interval.Load()) }, func() {
 		now := c.clock.Now()
 		for name := range *c.routes.Load() {
 			c.Observe(name, c.src(name), now)
 		}
-		stop := c.clock.AfterFunc(time.Duration(c.interval.Load()), func() {
-			select {
-			case tick <- struct{}{}:
-			default:
-			}
-		})
-		select {
-		case <-ctx.Done():
-			stop()
-			return ctx.Err()
-		case <-tick:
-		}
-	}
+	})
+	return ctx.Err()
 }

@@ -317,3 +317,66 @@ func TestControllerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestControllerReason checks that a route's status says in words why it
+// is at its tier: the condition that holds, the hysteresis in either
+// direction, and a pin with its reason.
+func TestControllerReason(t *testing.T) {
+	d := newDriver(t, degrade.Thresholds{EnterAfter: 3 * time.Second, ExitAfter: 10 * time.Second})
+	reason := func() string {
+		st, _ := d.c.Status("chat")
+		return st.Reason
+	}
+	d.feed(healthy, 2)
+	if r := reason(); r != "" {
+		t.Fatalf("healthy route: reason %q, want none", r)
+	}
+	errs := healthy
+	errs.Requests, errs.ErrorRatio = 50, 0.25
+	d.feed(errs, 1)
+	if r := reason(); r != "signals at shed (error ratio 25.0 % ≥ 20.0 %); entered once they hold for 3s" {
+		t.Fatalf("entering: %q", r)
+	}
+	d.feed(errs, 5)
+	if r := reason(); r != "error ratio 25.0 % ≥ 20.0 %" {
+		t.Fatalf("in shed: %q", r)
+	}
+	d.feed(healthy, 2)
+	if r := reason(); r != "holding shed until the signals stay at normal for 10s" {
+		t.Fatalf("leaving: %q", r)
+	}
+	if err := d.c.PinWithReason("chat", degrade.TierCap, 10*time.Minute, "maintenance of rack 4"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := d.c.Status("chat")
+	if st.Reason != "pinned by the admin API: maintenance of rack 4" || st.PinReason != "maintenance of rack 4" ||
+		!st.PinnedUntil.Equal(d.clock.Now().Add(10*time.Minute)) {
+		t.Fatalf("pinned: %+v", st)
+	}
+	if !strings.Contains(d.log.String(), `"pin_reason":"maintenance of rack 4"`) {
+		t.Errorf("the pin's reason is not logged:\n%s", d.log)
+	}
+	d.c.Unpin("chat")
+	if st, _ := d.c.Status("chat"); st.Pinned || st.PinReason != "" {
+		t.Fatalf("unpinned: %+v", st)
+	}
+}
+
+func TestThresholdsExplain(t *testing.T) {
+	for _, tc := range []struct {
+		s    degrade.Signals
+		want string
+	}{
+		{healthy, ""},
+		{degrade.Signals{Ready: 0}, "usable instances 0.0 % ≤ 0.0 %"},
+		{degrade.Signals{Ready: 1, BreakerOpen: 1}, "breakers open 100.0 % ≥ 100.0 %"},
+		{degrade.Signals{Ready: 1, BreakerOpen: 0.5}, "breakers open 50.0 % ≥ 50.0 %"},
+		{degrade.Signals{Ready: 1, InFlight: 9, Capacity: 10}, "in flight 9 ≥ 90.0 % of capacity 10"},
+		{degrade.Signals{Ready: 1, Requests: 20, TTFTp95: 1500 * time.Millisecond, TTFTSLO: time.Second}, "TTFT p95 1.5s > SLO 1s"},
+		{degrade.Signals{Ready: 1, Requests: 5, ErrorRatio: 1}, ""}, // too few requests to count
+	} {
+		if got := (degrade.Thresholds{}).Explain(tc.s); got != tc.want {
+			t.Errorf("Explain(%+v) = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}

@@ -228,6 +228,18 @@ func (g *Gate) Pin(route string, tier Tier, ttl time.Duration) error {
 	return g.ctl.Pin(route, tier, ttl)
 }
 
+// PinWithReason is Pin with a reason for RouteStatus; see
+// Controller.PinWithReason.
+func (g *Gate) PinWithReason(route string, tier Tier, ttl time.Duration, reason string) error {
+	return g.ctl.PinWithReason(route, tier, ttl, reason)
+}
+
+// Signals returns a route's signals as of now, read from its instances and
+// its window as the controller reads them each interval (which Status
+// shows); an unknown route reads as ready and idle. It allocates nothing;
+// it walks the route's pool, so call it from the admin path.
+func (g *Gate) Signals(route string) Signals { return g.signals(route) }
+
 // Unpin ends a route's pin; see Controller.Unpin.
 func (g *Gate) Unpin(route string) { g.ctl.Unpin(route) }
 

@@ -1,6 +1,9 @@
 package degrade
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Signals is one observation of a route's health, taken about once a second.
 // The zero value means no instance is ready: a route whose signals say
@@ -118,22 +121,80 @@ func (t Thresholds) Evaluate(s Signals) Tier {
 
 // evaluate is Evaluate on thresholds with defaults filled.
 func (t *Thresholds) evaluate(s Signals) Tier {
+	tier, _ := t.trigger(s)
+	return tier
+}
+
+// trigger names the condition behind a tier, for the admin API.
+type trigger uint8
+
+const (
+	trigNone trigger = iota
+	trigNotReady
+	trigAllBreakers
+	trigCacheErrors
+	trigInFlight
+	trigCapBreakers
+	trigShedBreakers
+	trigShedErrors
+	trigTTFT
+)
+
+// trigger returns the highest tier whose condition holds for s and the
+// first of its triggers that holds.
+func (t *Thresholds) trigger(s Signals) (Tier, trigger) {
 	windowed := s.Requests >= t.MinRequests
 	errorsAbove := func(limit float64) bool { return windowed && atLeast(s.ErrorRatio, limit) }
 	switch {
-	case s.Ready <= t.CacheReady && t.CacheReady >= 0,
-		atLeast(s.BreakerOpen, t.CacheBreakerOpen),
-		errorsAbove(t.CacheErrorRatio):
-		return TierCache
-	case s.Capacity > 0 && atLeast(float64(s.InFlight), t.CapInFlight*float64(s.Capacity)),
-		atLeast(s.BreakerOpen, t.CapBreakerOpen):
-		return TierCap
-	case atLeast(s.BreakerOpen, t.ShedBreakerOpen),
-		errorsAbove(t.ShedErrorRatio),
-		windowed && s.TTFTSLO > 0 && s.TTFTp95 > s.TTFTSLO:
-		return TierShed
+	case s.Ready <= t.CacheReady && t.CacheReady >= 0:
+		return TierCache, trigNotReady
+	case atLeast(s.BreakerOpen, t.CacheBreakerOpen):
+		return TierCache, trigAllBreakers
+	case errorsAbove(t.CacheErrorRatio):
+		return TierCache, trigCacheErrors
+	case s.Capacity > 0 && atLeast(float64(s.InFlight), t.CapInFlight*float64(s.Capacity)):
+		return TierCap, trigInFlight
+	case atLeast(s.BreakerOpen, t.CapBreakerOpen):
+		return TierCap, trigCapBreakers
+	case atLeast(s.BreakerOpen, t.ShedBreakerOpen):
+		return TierShed, trigShedBreakers
+	case errorsAbove(t.ShedErrorRatio):
+		return TierShed, trigShedErrors
+	case windowed && s.TTFTSLO > 0 && s.TTFTp95 > s.TTFTSLO:
+		return TierShed, trigTTFT
 	}
-	return TierNormal
+	return TierNormal, trigNone
+}
+
+// Explain says in words which condition of t puts s at the tier Evaluate
+// returns, such as "error ratio 25.0 % ≥ 20.0 %"; "" for TierNormal.
+func (t Thresholds) Explain(s Signals) string {
+	th := t.withDefaults()
+	_, tr := th.trigger(s)
+	return th.explain(s, tr)
+}
+
+func (t *Thresholds) explain(s Signals, tr trigger) string {
+	pct := func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + " %" }
+	switch tr {
+	case trigNotReady:
+		return "usable instances " + pct(s.Ready) + " ≤ " + pct(t.CacheReady)
+	case trigAllBreakers:
+		return "breakers open " + pct(s.BreakerOpen) + " ≥ " + pct(t.CacheBreakerOpen)
+	case trigCacheErrors:
+		return "error ratio " + pct(s.ErrorRatio) + " ≥ " + pct(t.CacheErrorRatio)
+	case trigInFlight:
+		return "in flight " + strconv.Itoa(s.InFlight) + " ≥ " + pct(t.CapInFlight) + " of capacity " + strconv.Itoa(s.Capacity)
+	case trigCapBreakers:
+		return "breakers open " + pct(s.BreakerOpen) + " ≥ " + pct(t.CapBreakerOpen)
+	case trigShedBreakers:
+		return "breakers open " + pct(s.BreakerOpen) + " ≥ " + pct(t.ShedBreakerOpen)
+	case trigShedErrors:
+		return "error ratio " + pct(s.ErrorRatio) + " ≥ " + pct(t.ShedErrorRatio)
+	case trigTTFT:
+		return "TTFT p95 " + s.TTFTp95.Round(time.Millisecond).String() + " > SLO " + s.TTFTSLO.String()
+	}
+	return ""
 }
 
 // atLeast reports v ≥ limit for an enabled (non-negative) limit.

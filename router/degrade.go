@@ -157,11 +157,19 @@ func (r *Router) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e replycache
 }
 
 // serveDegrade handles /admin/degrade: GET lists every route's tier and
-// signals; POST ?route=R&tier=N&ttl=60s pins a tier for ttl (required,
-// at most 24h), tier=auto unpins.
+// signals (JSON; ?format=text for an aligned table); POST
+// ?route=R&tier=N&ttl=60s[&reason=…] pins a tier for ttl (required, at
+// most 24h), tier=auto unpins.
 func (r *Router) serveDegrade(ctx *fasthttp.RequestCtx) {
 	if ctx.IsGet() {
-		writeJSON(ctx, r.gate.Statuses())
+		switch format := string(ctx.QueryArgs().Peek("format")); format {
+		case "", "json":
+			writeJSON(ctx, r.degradeViews())
+		case "text":
+			writeDegradeText(ctx, r.degradeViews())
+		default:
+			ctx.Error("format: want json or text", fasthttp.StatusBadRequest)
+		}
 		return
 	}
 	if !ctx.IsPost() {
@@ -190,10 +198,15 @@ func (r *Router) serveDegrade(ctx *fasthttp.RequestCtx) {
 		ctx.Error("ttl: want a duration above 0 and at most 24h, such as 60s", fasthttp.StatusBadRequest)
 		return
 	}
-	if err := r.gate.Pin(route, tier, ttl); err != nil {
+	reason, err := pinReason(args)
+	if err != nil {
+		ctx.Error(err.Error(), fasthttp.StatusBadRequest)
+		return
+	}
+	if err := r.gate.PinWithReason(route, tier, ttl, reason); err != nil {
 		ctx.Error(err.Error(), fasthttp.StatusBadRequest)
 		return
 	}
 	st, _ := r.gate.Status(route)
-	writeJSON(ctx, st)
+	writeJSON(ctx, newDegradeView(st, r.now()))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/health"
 	_ "github.com/modelgate/modelgate/internal/quietinit" // no VictoriaMetrics log line at init
+	"github.com/modelgate/modelgate/internal/tick"
 	"github.com/modelgate/modelgate/scrape"
 )
 
@@ -33,26 +34,31 @@ import (
 // Handler is safe for concurrent use; Reload swaps the route table without
 // disturbing requests in flight.
 type Router struct {
-	pool      *discovery.Pool
-	picker    balancer.Picker
-	bal       *balancer.Balancer // the default picker; nil with WithPicker
-	scraper   *scrape.Scraper    // engine metrics into bal; nil with WithPicker
-	prober    *health.Prober     // active health checks into bal; nil with WithPicker or disabled
-	balOpts   []balancer.Option
-	gateOpts  []degrade.Option
-	canary    *canary.Controller // rollouts; nil with WithPicker
-	canOpts   []canary.Option
-	log       zerolog.Logger
-	now       func() time.Time
-	clock     degrade.Clock // nil: the wall clock
-	upstreams *upstreams
-	meters    *meters
-	rates     rates
-	gate      *degrade.Gate
-	access    zerolog.Logger
-	accessOut *lineWriter // the access log's buffered writer, with WithAccessLogWriter
-	cfg       atomic.Pointer[Config]
-	routes    atomic.Pointer[table]
+	pool        *discovery.Pool
+	picker      balancer.Picker
+	bal         *balancer.Balancer // the default picker; nil with WithPicker
+	scraper     *scrape.Scraper    // engine metrics into bal; nil with WithPicker
+	prober      *health.Prober     // active health checks into bal; nil with WithPicker or disabled
+	balOpts     []balancer.Option
+	gateOpts    []degrade.Option
+	canary      *canary.Controller // rollouts; nil with WithPicker
+	canOpts     []canary.Option
+	log         zerolog.Logger
+	now         func() time.Time
+	clock       degrade.Clock // nil: the wall clock
+	upstreams   *upstreams
+	meters      *meters
+	history     *history      // the status page's last 15 minutes
+	sampleEvery time.Duration // how often Run samples into history: historyEvery
+	// sampleClock schedules the samples: the wall clock, also with
+	// WithClock (whose tests count the timers on their clock); the
+	// readings are stamped with now.
+	sampleClock tick.Clock
+	gate        *degrade.Gate
+	access      zerolog.Logger
+	accessOut   *lineWriter // the access log's buffered writer, with WithAccessLogWriter
+	cfg         atomic.Pointer[Config]
+	routes      atomic.Pointer[table]
 	// badCredRefs holds "ID|cred_ref" of the instances already logged for
 	// naming an unknown credential.
 	badCredRefs sync.Map
@@ -125,7 +131,8 @@ func New(pool *discovery.Pool, cfg Config, opts ...Option) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{pool: pool, log: zerolog.Nop(), access: zerolog.Nop(), now: time.Now,
-		upstreams: newUpstreams(cfg.ConnectTimeout, cfg.MaxConnsPerInstance, nil), meters: newMeters(metrics.NewSet())}
+		upstreams: newUpstreams(cfg.ConnectTimeout, cfg.MaxConnsPerInstance, nil), meters: newMeters(metrics.NewSet()),
+		history: newHistory(historyEvery, historySpan), sampleEvery: historyEvery, sampleClock: wallClock{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -209,7 +216,8 @@ func (r *Router) Reload(cfg Config) error {
 func (r *Router) Config() Config { return r.cfg.Load().clone() }
 
 // Run drops the connections and series of instances that leave the pool,
-// and samples token rates for the status page, until ctx is done.
+// and samples the counters for the status page every 10 s, until ctx is
+// done.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -227,9 +235,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.canary != nil {
 		wg.Go(func() { _ = r.canary.Run(ctx) })
 	}
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	r.rates.sample(r.meters, r.now())
+	wg.Go(func() { tick.Every(ctx, r.sampleClock, func() time.Duration { return r.sampleEvery }, r.sampleStatus) })
 	for {
 		snap := r.pool.Snapshot()
 		r.upstreams.prune(snap)
@@ -238,8 +244,6 @@ func (r *Router) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-snap.Changed():
-		case <-tick.C:
-			r.rates.sample(r.meters, r.now())
 		}
 	}
 }
