@@ -281,6 +281,14 @@ func (b *breaker) announce(ev []transition) {
 	}
 }
 
+// endOpen ends an open breaker's timeout now: the next pick turns it
+// half-open and its probes decide.
+func (b *breaker) endOpen() {
+	if st, _ := b.load(); st == gobreaker.StateOpen {
+		b.openUntil.Store(min(b.openUntil.Load(), b.env.clock()))
+	}
+}
+
 // state returns the state a pick would see: an open breaker past its
 // timeout is half-open.
 func (b *breaker) state() gobreaker.State {

@@ -9,8 +9,11 @@ const DefaultHealthFailures = 3
 // id (a background prober's, never the request path's). After the
 // configured number of failures in a row (DefaultHealthFailures) the
 // instance is not picked, not even in panic mode, until a probe passes
-// again; both transitions are logged. It reports whether id is in the pool
-// the balancer last built from. It is safe for concurrent use.
+// again; both transitions are logged. An instance back in rotation whose
+// breaker opened meanwhile (on the attempts that failed while it was down
+// or frozen) has its breaker half-open at once: its probes decide, not the
+// rest of open_timeout. It reports whether id is in the pool the balancer
+// last built from. It is safe for concurrent use.
 func (b *Balancer) ReportHealth(id string, ok bool) bool {
 	s := b.statsOf(id)
 	if s == nil {
@@ -20,6 +23,7 @@ func (b *Balancer) ReportHealth(id string, ok bool) bool {
 	if ok {
 		s.probeFails.Store(0)
 		if s.down.CompareAndSwap(true, false) {
+			s.brk.endOpen()
 			b.env.log.Info().Str("instance", id).Msg("instance passes its health check again: back in rotation")
 		}
 		return true

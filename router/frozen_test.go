@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/modelgate/modelgate/discovery"
 	"github.com/modelgate/modelgate/internal/enginetest"
+	"github.com/modelgate/modelgate/internal/testkit"
 )
 
 // TestFrozenHost stops one of two real llama-servers with SIGSTOP under
@@ -23,6 +25,12 @@ import (
 // checks take it out of rotation within the probe window (3 probes 2 s
 // apart, 1 s timeout), after which no request is sent to it; requests picked
 // for it before that are retried on the other. SIGCONT brings it back.
+//
+// The test follows requests, not time: on a busy machine one streamed reply
+// can take many seconds, so it counts picks rather than completed streams,
+// and after SIGCONT it sends short requests of its own until one reaches
+// the resumed instance: the streams alone may start too few to show it.
+// Three streaming clients leave a slot of the survivor's four free for those.
 func TestFrozenHost(t *testing.T) {
 	// Generous: a cold llama-server on a busy machine sends its stream's
 	// headers only with the first token.
@@ -31,8 +39,13 @@ func TestFrozenHost(t *testing.T) {
 	// Random picks: both instances carry load whatever their latencies, so
 	// that streams are in flight on the one frozen and it gets requests
 	// again once resumed (p2c would rightly prefer the faster one).
+	// The test's own short requests take route "probe": the same instances
+	// (breakers, health and picks are per instance), with a first-byte
+	// timeout that a busy machine's queueing cannot reach, so that they
+	// only show where requests go.
 	g := newGateway(t, Config{Routes: []Route{{Model: "tiny", Service: "llama", Retries: 1, Policy: "random",
-		FirstByteTimeout: firstByte, Timeout: time.Minute}}})
+		FirstByteTimeout: firstByte, Timeout: time.Minute},
+		{Model: "probe", Service: "llama", UpstreamModel: "tiny", Retries: 1, Policy: "random", FirstByteTimeout: time.Minute, Timeout: time.Minute}}})
 	var list []*discovery.Instance
 	for _, s := range srvs {
 		host, port, _ := net.SplitHostPort(s.Addr)
@@ -42,7 +55,7 @@ func TestFrozenHost(t *testing.T) {
 	}
 	g.pool.Update(discovery.ServiceKey("", "llama"), list)
 	g.synced()
-	frozen := srvs[0]
+	frozen, other := srvs[0], srvs[1]
 	stat := func() (health string, picks uint64) {
 		h, p, _ := statOf(t, g, frozen.Addr)
 		return h, p
@@ -50,17 +63,15 @@ func TestFrozenHost(t *testing.T) {
 	await := func(want string, within time.Duration) time.Duration {
 		t.Helper()
 		began := time.Now()
-		for h, _ := stat(); h != want; h, _ = stat() {
-			if time.Since(began) > within {
-				t.Fatalf("health %q after %v, want %q", h, within, want)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testkit.Await(within, 50*time.Millisecond, func() bool { h, _ := stat(); return h == want }) {
+			h, _ := stat()
+			t.Fatalf("health %q after %v, want %q", h, within, want)
 		}
 		return time.Since(began)
 	}
 	await("up", 10*time.Second)
 
-	// Load: four clients streaming long replies back to back.
+	// Load: three clients streaming long replies back to back.
 	client := &http.Client{Timeout: 2 * time.Minute}
 	defer client.CloseIdleConnections()
 	var ok, errEvents, failed atomic.Int64
@@ -71,7 +82,7 @@ func TestFrozenHost(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	body := `{"model":"tiny","stream":true,"max_tokens":80,"ignore_eos":true,"messages":[{"role":"user","content":"tell a story"}]}`
-	for range 4 {
+	for range 3 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				resp, err := client.Post("http://"+g.addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
@@ -114,20 +125,28 @@ func TestFrozenHost(t *testing.T) {
 			}
 		})
 	}
-	for ok.Load() < 8 {
-		if ctx.Err() != nil || failed.Load() > 0 {
-			t.Fatalf("before the freeze: %d ok, %d failed (%v)", ok.Load(), failed.Load(), why.Load())
+	// short sends one short request on route probe; its outcome counts like
+	// a stream's.
+	short := func() {
+		resp, err := client.Post("http://"+g.addr+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"probe","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			failed.Add(1)
+			why.Store(err.Error())
+			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed.Add(1)
+			why.Store("short request: " + strconv.Itoa(resp.StatusCode) + " " + string(b))
+		}
 	}
-
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, _, inflight := statOf(t, g, frozen.Addr); inflight > 0 {
-			break // freeze it with a stream in flight
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no request in flight on the instance to freeze")
-		}
+	if !testkit.Await(2*time.Minute, 50*time.Millisecond, func() bool { return ok.Load() >= 6 || failed.Load() > 0 }) || failed.Load() > 0 {
+		t.Fatalf("before the freeze: %d ok, %d failed (%v)", ok.Load(), failed.Load(), why.Load())
+	}
+	if !testkit.Await(20*time.Second, 5*time.Millisecond, func() bool { _, _, inflight := statOf(t, g, frozen.Addr); return inflight > 0 }) {
+		t.Fatal("no request in flight on the instance to freeze")
 	}
 	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -144,14 +163,17 @@ func TestFrozenHost(t *testing.T) {
 	if out > 8*time.Second {
 		t.Errorf("out of rotation only after %v", out)
 	}
+	// Load keeps running: the next requests all go to the other instance.
 	_, picksAtDown := stat()
-	okAtDown := ok.Load()
-	time.Sleep(3 * time.Second) // load keeps running: none of it may go to the frozen instance
+	_, otherAtDown, _ := statOf(t, g, other.Addr)
+	for range 3 {
+		short()
+	}
+	if _, p, _ := statOf(t, g, other.Addr); p < otherAtDown+3 {
+		t.Errorf("the other instance was picked %d times for the 3 requests sent while one was out of rotation", p-otherAtDown)
+	}
 	if _, p := stat(); p != picksAtDown {
 		t.Errorf("%d requests picked the frozen instance after it was out of rotation", p-picksAtDown)
-	}
-	if ok.Load() <= okAtDown {
-		t.Errorf("no stream completed on the other instance meanwhile")
 	}
 	// A stream the frozen instance had started ends with an SSE error
 	// event; one still waiting for its headers is retried on the other
@@ -169,18 +191,28 @@ func TestFrozenHost(t *testing.T) {
 	back := await("up", 10*time.Second)
 	_, picksAtUp := stat()
 	// Its breaker may have opened on the attempts that timed out while it
-	// was frozen: then it gets requests again once the breaker lets probes
-	// through (open_timeout, 10 s).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	// was frozen: passing its health check again turns it half-open at
+	// once, without waiting out open_timeout (10 s). Each short request is
+	// picked at random between the two instances.
+	sent := 0
+	if !testkit.Await(30*time.Second, 50*time.Millisecond, func() bool {
 		if _, p := stat(); p > picksAtUp {
-			break
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the resumed instance got no request")
+		short()
+		sent++
+		return false
+	}) {
+		brk := ""
+		for _, st := range g.router.Balancer().Instances() {
+			if st.Addr == frozen.Addr {
+				brk = string(st.Breaker)
+			}
 		}
+		t.Fatalf("the resumed instance got none of %d requests sent in 30 s after it was up (breaker %s)", sent, brk)
 	}
-	t.Logf("back in rotation %v after SIGCONT; streams: %d ok, %d ended with an error event, %d failed",
-		back, ok.Load(), errEvents.Load(), failed.Load())
+	t.Logf("up %v after SIGCONT, picked after %d short requests; streams: %d ok, %d ended with an error event; %d requests failed",
+		back, sent, ok.Load(), errEvents.Load(), failed.Load())
 	if failed.Load() > 0 {
 		t.Errorf("%d requests failed outright (want retried or an SSE error): %v", failed.Load(), why.Load())
 	}
