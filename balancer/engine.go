@@ -262,6 +262,7 @@ func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int
 		sumW    float64
 		minLat  = int64(math.MaxInt64)
 		avail   int
+		others  = math.Inf(1) // the least load per unit of weight but home's
 	)
 	plain := c.plain()
 	for i := range n {
@@ -280,6 +281,9 @@ func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int
 		sumLoad += l
 		sumW += nd.weight
 		load[i] = float64(l) * nd.inv
+		if i != home {
+			others = min(others, load[i])
+		}
 		if lat[i] = nd.st.ewma.Load(); lat[i] > 0 {
 			minLat = min(minLat, lat[i])
 		}
@@ -306,6 +310,13 @@ func (s *engineSelector) score(c *Candidates, home, depth, k int, now int64) int
 			return v + s.s.Latency
 		}
 		return v + s.s.Latency*float64(minLat)/float64(lat[i])
+	}
+	// Home within the bound wins outright when its score beats the most
+	// another could reach: the least load's queue score and a full latency
+	// score.
+	if home >= 0 && load[home] >= 0 && (math.IsInf(others, 1) ||
+		load[home]+c.nodes[home].inv <= capacity && score(home) > s.s.Queue/(1+others)+s.s.Latency) {
+		return home
 	}
 	// The best within the bound and the best of all (for when every
 	// candidate is over the bound, weights skewed), each with its score and
