@@ -168,7 +168,11 @@ func (r *Router) forward(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body 
 func (r *Router) attempts(ctx *fasthttp.RequestCtx, x *exchange, rt *Route, body []byte, tags map[string]string, last bool) (bool, *apiError) {
 	upBody := upstreamBody(x, rt, body)
 	breq := balancer.Request{Route: rt.Model, Service: rt.serviceKey, Model: x.model, Tags: tags, StickyKey: x.sticky}
-	if sp := x.req.PromptSpan; x.api != "passthrough" && sp.End > sp.Start && sp.End <= len(body) {
+	sp := x.req.PromptSpan
+	if x.api == "responses" {
+		sp = x.req.InputSpan
+	}
+	if x.api != "passthrough" && sp.End > sp.Start && sp.End <= len(body) {
 		breq.Prompt = body[sp.Start:sp.End]
 	}
 	var lastErr *apiError

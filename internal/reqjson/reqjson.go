@@ -72,6 +72,9 @@ type Request struct {
 	// (completions), whichever comes last; it is empty (Start = End) when
 	// neither is present. Prefix-affinity scoring hashes its leading bytes.
 	PromptSpan Span
+	// InputSpan locates the raw value of input: the Responses API's prompt
+	// (and embeddings' input), for prefix-affinity scoring of responses.
+	InputSpan Span
 
 	open                                int // offset of the top-level '{'
 	members                             int // top-level members
@@ -453,6 +456,8 @@ func (s *scanner) topField(key []byte, start, end int) {
 		}
 	case "messages", "prompt":
 		r.PromptSpan = Span{start, end}
+	case "input":
+		r.InputSpan = Span{start, end}
 	case "user":
 		r.UserKind = k
 		if k == String {

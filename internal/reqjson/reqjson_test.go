@@ -34,8 +34,8 @@ func TestParse(t *testing.T) {
 			}},
 		{name: "no prompt span", body: `{"model":"m","input":"x"}`,
 			check: func(t *testing.T, r *Request) {
-				if r.PromptSpan.Start != r.PromptSpan.End {
-					t.Fatalf("prompt span %+v", r.PromptSpan)
+				if r.PromptSpan.Start != r.PromptSpan.End || r.InputSpan != (Span{21, 24}) {
+					t.Fatalf("prompt span %+v, input span %+v", r.PromptSpan, r.InputSpan)
 				}
 			}},
 		{name: "duplicate model", body: `{"model":"cheap","model":"premium"}`, code: ErrDuplicate, key: "model"},
