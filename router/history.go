@@ -35,8 +35,9 @@ type routeReading struct {
 
 type instanceReading struct {
 	service, version string
-	finished         uint64 // attempts reported done
-	failures         uint64 // of them, counted as failures
+	finished         uint64        // attempts reported done
+	failures         uint64        // of them, counted as failures
+	ewma             time.Duration // the balancer's latency average
 }
 
 // point is one route's figures over one sampling interval.
@@ -81,9 +82,12 @@ func (r *ring) points() []point {
 }
 
 // instanceTrack remembers when an instance last had a success and a
-// failure, at the sampler's granularity.
+// failure, at the sampler's granularity, and its latency from successes
+// alone: the balancer's average at the end of the last interval whose
+// attempts all succeeded (a failure feeds the average a penalty).
 type instanceTrack struct {
 	lastSuccess, lastFailure time.Time
+	latency                  time.Duration // 0: no clean interval yet
 }
 
 // history keeps the status page's recent figures: each sample turns the
@@ -143,6 +147,9 @@ func (h *history) add(rd reading) {
 		done, failed := delta(cur.finished, old.finished), delta(cur.failures, old.failures)
 		if done > failed {
 			tr.lastSuccess = rd.at
+			if failed == 0 && cur.ewma > 0 {
+				tr.latency = cur.ewma
+			}
 		}
 		if failed > 0 {
 			tr.lastFailure = rd.at

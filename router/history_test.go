@@ -146,3 +146,30 @@ func TestRouterSamplesOnItsClock(t *testing.T) {
 		t.Fatalf("point %+v", p)
 	}
 }
+
+// TestHistoryLatencyFromSuccesses checks that an instance's latency is the
+// balancer's average at the end of an interval whose attempts all
+// succeeded, and that intervals with failures (which feed the average a
+// penalty, or are all it has) leave it alone.
+func TestHistoryLatencyFromSuccesses(t *testing.T) {
+	h := newHistory(10*time.Second, time.Minute)
+	in := instanceReading{service: "svc", version: "v1"}
+	add := func(i int, finished, failures uint64, ewma time.Duration) instanceTrack {
+		in.finished, in.failures, in.ewma = finished, failures, ewma
+		h.add(reading{at: h0.Add(time.Duration(i) * 10 * time.Second), instances: map[string]instanceReading{"a": in}})
+		return h.track("a")
+	}
+	add(0, 0, 0, 0)
+	if tr := add(1, 3, 3, 2*time.Millisecond); tr.latency != 0 || !tr.lastSuccess.IsZero() {
+		t.Fatalf("only failures (fast ones): %+v", tr) // a dead instance must not look fast
+	}
+	if tr := add(2, 8, 3, 40*time.Millisecond); tr.latency != 40*time.Millisecond {
+		t.Fatalf("a clean interval: %+v", tr)
+	}
+	if tr := add(3, 12, 5, 90*time.Millisecond); tr.latency != 40*time.Millisecond || !tr.lastFailure.Equal(tr.lastSuccess) {
+		t.Fatalf("an interval with failures moved the latency: %+v", tr)
+	}
+	if tr := add(4, 20, 5, 50*time.Millisecond); tr.latency != 50*time.Millisecond {
+		t.Fatalf("the next clean interval: %+v", tr)
+	}
+}

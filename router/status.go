@@ -110,8 +110,8 @@ type serviceStatus struct {
 type instanceStatus struct {
 	InstanceView
 	State, Level string
-	// Latency is the balancer's moving average, shown only while the
-	// instance's latest attempts include successes ("–" otherwise).
+	// Latency is from successful replies only, in ms ("–" when there
+	// is none or the latest attempts all failed).
 	Latency string
 }
 
@@ -212,17 +212,24 @@ func available(iv InstanceView) bool {
 }
 
 // instanceStatus is an instance's row; finished is the number of attempts
-// it has reported done since it joined.
+// it has reported done since it joined. Its latency is the one from
+// successful replies the history kept, shown unless its latest attempts
+// all failed; before the first sample, the balancer's average if it has
+// never failed.
 func (r *Router) instanceStatus(iv InstanceView, finished uint64) instanceStatus {
 	is := instanceStatus{InstanceView: iv, Latency: "–"}
 	is.State, is.Level = instanceState(iv)
 	tr := r.history.track(iv.ID)
-	recent := !tr.lastSuccess.IsZero() && !tr.lastFailure.After(tr.lastSuccess)
-	if tr.lastSuccess.IsZero() && tr.lastFailure.IsZero() {
-		recent = finished > iv.Failures // nothing sampled yet: the counters since it joined
+	var lat time.Duration
+	switch {
+	case iv.Breaker == string(balancer.BreakerOpen), tr.lastFailure.After(tr.lastSuccess):
+	case tr.latency > 0:
+		lat = tr.latency
+	case tr.lastSuccess.IsZero() && tr.lastFailure.IsZero() && iv.Failures == 0 && finished > 0:
+		lat = time.Duration(iv.EWMAms * float64(time.Millisecond))
 	}
-	if recent && iv.EWMAms > 0 && iv.Breaker != string(balancer.BreakerOpen) {
-		is.Latency = formatFloat(iv.EWMAms, 1)
+	if lat > 0 {
+		is.Latency = formatFloat(float64(lat)/float64(time.Millisecond), 1)
 	}
 	return is
 }
@@ -444,7 +451,7 @@ func (r *Router) read(now time.Time) reading {
 	if r.bal != nil {
 		for _, st := range r.bal.Instances() {
 			rd.instances[st.ID] = instanceReading{service: st.Service, version: st.Version,
-				finished: st.Picks - uint64(max(st.InFlight, 0)), failures: st.Failures}
+				finished: st.Picks - uint64(max(st.InFlight, 0)), failures: st.Failures, ewma: st.EWMA}
 		}
 	}
 	return rd

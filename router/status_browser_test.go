@@ -351,4 +351,7 @@ func TestStatusPageFailing(t *testing.T) {
 	if live := row(t, dom, "data-addr", qwen[0].Addr()); strings.Contains(live, `class="latency">–<`) {
 		t.Errorf("the live instance shows no latency")
 	}
+	if open := row(t, dom, "data-addr", qwen[1].Addr()); !strings.Contains(open, `class="latency">–<`) {
+		t.Errorf("the instance whose breaker opened shows a latency")
+	}
 }
