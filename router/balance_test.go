@@ -60,14 +60,15 @@ func TestKilledInstanceUnderLoad(t *testing.T) {
 	var by map[string]int
 	var failed int
 	go func() { by, failed = g.load(1500, 6); close(done) }()
-	for m[0].Requests() < 50 { // kill it while it serves
+	// Kill it while it serves.
+	testkit.Eventually(t, 30*time.Second, "50 requests served by the instance to kill", func() bool {
 		select {
 		case <-done:
 			t.Fatal("load ended before the kill")
 		default:
-			time.Sleep(time.Millisecond)
 		}
-	}
+		return m[0].Requests() >= 50
+	})
 	_ = m[0].Close()
 	<-done
 	if failed > 0 {
