@@ -58,7 +58,7 @@ check:
 # in a second pass; so is the allocation test (-race changes allocation counts).
 unit: python-env chromium prometheus wrk engines redis
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart|TwoServers|SmokeScale' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
+	$(GO) test -p 1 -count=1 -timeout 10m -run 'Restart|TwoServers|OverTLS|SmokeScale' ./discovery/nacos/ ./cmd/modelgate/ ./bench/...
 	$(GO) test -count=1 -run '^TestProxyAllocs$$' ./router/
 
 # A short run of each fuzz target; seeds are the targets' f.Add calls.

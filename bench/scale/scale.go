@@ -411,6 +411,14 @@ func namingClient(o Options, name string) (naming_client.INamingClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scale: naming client %s: %w", name, err)
 	}
+	// Wait for the connection: a request sent before it races with the
+	// SDK's own redo of it on connect (nacos-sdk-go v2.3.5).
+	for deadline := time.Now().Add(time.Minute); !c.ServerHealthy(); time.Sleep(50 * time.Millisecond) { // polling the SDK's state
+		if time.Now().After(deadline) {
+			c.CloseClient()
+			return nil, fmt.Errorf("scale: naming client %s: not connected to %s within a minute", name, o.NacosAddr)
+		}
+	}
 	return c, nil
 }
 
