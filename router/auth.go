@@ -67,13 +67,15 @@ func (c *Consumer) allows(rt *Route, name string) bool {
 	if c.allowed[rt.Model] {
 		return true
 	}
+	if rt.pattern {
+		// An alias of a pattern route is one more name, not the route:
+		// it grants that name alone.
+		return c.allowed[name] || c.matches(name)
+	}
 	for _, a := range rt.Aliases {
 		if c.allowed[a] {
 			return true
 		}
-	}
-	if rt.pattern && c.allowed[name] {
-		return true
 	}
 	return c.matches(name)
 }

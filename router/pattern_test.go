@@ -219,3 +219,69 @@ func TestPatternValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestPatternRouteAliasACL: a key allowed an alias of a pattern route
+// reaches that alias only, not every name of the pattern; a pattern is
+// no model id, to GET /v1/models/{id} either; a pattern route lists only
+// names its instances declare in metadata.model, never a service name.
+func TestPatternRouteAliasACL(t *testing.T) {
+	g := newGateway(t, Config{
+		Routes: []Route{{Model: "qwen-*", Service: "qwen", Aliases: []string{"qwen"}}, {Model: "*", Service: "any"}},
+		Consumers: []Consumer{
+			{Name: "alias", KeySHA256: sha256Hex("key-alias"), Models: []string{"qwen"}},
+			{Name: "route", KeySHA256: sha256Hex("key-route"), Models: []string{"qwen-*"}},
+			{Name: "all", KeySHA256: sha256Hex("key-all"), Models: []string{"*"}},
+		},
+	})
+	g.instances("qwen", "")
+	g.instances("any", "")
+	for _, tt := range []struct {
+		key, model string
+		status     int
+	}{
+		{"key-alias", "qwen", 200},
+		{"key-alias", "qwen-large", 403},
+		{"key-alias", "qwen-*", 403},
+		{"key-route", "qwen", 200}, // the route's own name grants the route, aliases too
+		{"key-route", "qwen-large", 200},
+	} {
+		for _, path := range []string{"/v1/chat/completions", "/v1/responses"} {
+			body := modelBody(tt.model)
+			if path == "/v1/responses" {
+				body = `{"model":` + strconv.Quote(tt.model) + `,"input":"hi"}`
+			}
+			resp := g.do("POST", path, body, "Authorization", "Bearer "+tt.key)
+			if resp.StatusCode() != tt.status {
+				t.Errorf("%s asks %s on %s: %d %s, want %d", tt.key, tt.model, path, resp.StatusCode(), resp.Body(), tt.status)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		key, id string
+		status  int
+	}{
+		{"key-alias", "qwen", 200},
+		{"key-alias", "qwen-large", 404},
+		{"key-alias", "qwen-*", 404},
+		{"key-route", "qwen-*", 404}, // a pattern is no model
+		{"key-all", "*", 404},
+		{"key-all", "qwen-*", 404},
+		{"key-route", "qwen-large", 200},
+	} {
+		resp := g.do("GET", "/v1/models/"+tt.id, "", "Authorization", "Bearer "+tt.key)
+		if resp.StatusCode() != tt.status {
+			t.Errorf("%s retrieves %s: %d %s, want %d", tt.key, tt.id, resp.StatusCode(), resp.Body(), tt.status)
+		}
+	}
+	for key, want := range map[string][]string{"key-alias": {"qwen"}, "key-route": {"qwen"}, "key-all": {"qwen"}} {
+		resp := g.do("GET", "/v1/models", "", "Authorization", "Bearer "+key)
+		var got []string
+		for _, id := range gjson.GetBytes(resp.Body(), "data.#.id").Array() {
+			got = append(got, id.Str)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s lists %v, want %v (no service names, no duplicates)", key, got, want)
+		}
+	}
+}

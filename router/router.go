@@ -394,7 +394,7 @@ func (r *Router) serveModelByID(ctx *fasthttp.RequestCtx, id string) {
 	if !found {
 		consumer, _ := authenticate(ctx, r.cfg.Load().Consumers) // passed in visibleModels
 		rt := r.routes.Load().lookup(id)
-		found = rt != nil && rt.pattern && consumer.allows(rt, id) &&
+		found = rt != nil && rt.pattern && id != rt.Model && consumer.allows(rt, id) &&
 			servesRouted(r.pool.Snapshot().Service(rt.serviceKey), rt, id)
 	}
 	if !found {
@@ -431,7 +431,7 @@ func (r *Router) visibleModels(ctx *fasthttp.RequestCtx) ([]modelEntry, bool) {
 			names = append([]string{rt.Model}, rt.Aliases...)
 		}
 		for _, name := range names {
-			if consumer.allowsName(name) {
+			if rt.pattern && consumer.allows(rt, name) || !rt.pattern && consumer.allowsName(name) {
 				list = append(list, modelEntry{ID: name, Object: "model", OwnedBy: "modelgate"})
 			}
 		}
@@ -451,11 +451,11 @@ func (r *Router) visibleModels(ctx *fasthttp.RequestCtx) ([]modelEntry, bool) {
 func declaredModels(svc *discovery.Service, rt *Route, t *table) []string {
 	seen := map[string]bool{}
 	for _, in := range svc.Instances {
-		if !in.Usable() {
-			continue
+		if !in.Usable() || !in.ModelListed {
+			continue // a service name is no declared model
 		}
 		for _, m := range in.Models {
-			if t.lookup(m) == rt && rt.UpstreamModel == "" {
+			if t.lookup(m) == rt && rt.UpstreamModel == "" && !slices.Contains(rt.Aliases, m) {
 				seen[m] = true
 			}
 		}
