@@ -264,6 +264,7 @@ func decodeYAML(data []byte, out any, envOptional bool) (root *yaml.Node, errs C
 	if len(root.Content) == 0 {
 		return root, errs, true
 	}
+	errs = append(errs, fractions(root, reflect.TypeOf(out), "")...)
 	if err := root.Decode(out); err != nil {
 		errs = append(errs, fromYAML(err)...)
 	}

@@ -90,3 +90,28 @@ func TestStaticUnknownCredRef(t *testing.T) {
 		t.Fatalf("known cred_ref: %v", err)
 	}
 }
+
+// TestFractionsInIntegerFields: yaml.v3 truncates 503.5 into an int field
+// without a word; check refuses a fraction wherever an integer is wanted,
+// at its line, and keeps accepting whole numbers and floats where floats
+// belong.
+func TestFractionsInIntegerFields(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"retry_on status", "discovery: {static: a.yaml}\nroutes:\n  - model: a\n    retry_on: [503.5]\n", "line 4: routes[0].retry_on[0]: 503.5, want a whole number"},
+		{"retries", "discovery: {static: a.yaml}\nroutes:\n  - model: a\n    retries: 1.9\n", "line 4: routes[0].retries: 1.9"},
+		{"body limit", "discovery: {static: a.yaml}\nmax_body_size: 2.5\n", "line 2: max_body_size: 2.5"},
+		{"breaker failures", "discovery: {static: a.yaml}\nroutes:\n  - model: a\n    breaker: {consecutive_failures: 2.5}\n", "line 4: routes[0].breaker.consecutive_failures: 2.5"},
+		{"ok", "discovery: {static: a.yaml}\nroutes:\n  - model: a\n    retry_on: [503.0, 429]\n    breaker: {failure_ratio: 0.5}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tt.yaml))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}

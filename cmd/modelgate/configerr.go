@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -138,4 +140,75 @@ func (es ConfigErrors) in(path string) error {
 		fmt.Fprintf(&b, "%s:%d: %s", path, e.Line, e.Msg)
 	}
 	return errors.New(b.String())
+}
+
+// fractions finds scalars with a fraction (503.5) in the fields of t that
+// hold integers: yaml.v3 truncates them without a word. Types that decode
+// themselves are left to their own decoding.
+func fractions(n *yaml.Node, t reflect.Type, path string) ConfigErrors {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(unmarshaler) || reflect.PointerTo(t).Implements(unmarshaler) {
+		return nil
+	}
+	var errs ConfigErrors
+	switch {
+	case n.Kind == yaml.DocumentNode && len(n.Content) == 1:
+		return fractions(n.Content[0], t, path)
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := yamlFields(t, map[string]reflect.Type{})
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if ft, ok := fields[key]; ok {
+				errs = append(errs, fractions(n.Content[i+1], ft, joinPath(path, key))...)
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			errs = append(errs, fractions(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value))...)
+		}
+	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
+		for i, c := range n.Content {
+			errs = append(errs, fractions(c, t.Elem(), path+"["+strconv.Itoa(i)+"]")...)
+		}
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && (reflect.Int <= t.Kind() && t.Kind() <= reflect.Uint64):
+		if v, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err == nil && v != math.Trunc(v) {
+			errs = append(errs, ConfigError{Line: n.Line, Msg: path + ": " + n.Value + ", want a whole number"})
+		}
+	}
+	return errs
+}
+
+var unmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+
+// yamlFields maps the YAML keys of struct t, inline structs included, to
+// their field types.
+func yamlFields(t reflect.Type, out map[string]reflect.Type) map[string]reflect.Type {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+		case strings.Contains(opts, "inline"):
+			if ft := f.Type; ft.Kind() == reflect.Struct {
+				yamlFields(ft, out)
+			}
+		case name == "":
+			out[strings.ToLower(f.Name)] = f.Type
+		default:
+			out[name] = f.Type
+		}
+	}
+	return out
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
