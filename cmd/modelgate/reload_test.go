@@ -213,3 +213,42 @@ func TestSelfRegistration(t *testing.T) {
 	}
 	other.waitPool(t, key, 5*time.Second, func(l []*discovery.Instance) bool { return len(l) == 0 })
 }
+
+// TestReloadBadRetryOnKeepsOld: reloads with hostile retry_on and breaker
+// values are refused and the retry_on in force goes on retrying: an
+// instance that answers 404 is retried on the other (404 is no default
+// retry status), request after request.
+func TestReloadBadRetryOnKeepsOld(t *testing.T) {
+	bad := startMock(t, "bad", mockllm.Config{FailRate: 1, FailStatus: 404})
+	good := startMock(t, "good", mockllm.Config{})
+	dir := t.TempDir()
+	pool := filepath.Join(dir, "pool.yaml")
+	write(t, pool, "instances:\n  - {service: q, addr: '"+bad.Addr()+"'}\n  - {service: q, addr: '"+good.Addr()+"'}\n")
+	path := filepath.Join(dir, "modelgate.yaml")
+	head := "discovery: {static: " + pool + "}\nroutes:\n  - model: a\n    service: q\n    retries: 1\n"
+	write(t, path, head+"    retry_on: [404]\n")
+	d := startFromFile(t, path)
+	c := d.client()
+	serve := func(when string) {
+		t.Helper()
+		for i := range 20 {
+			if _, err := chat(context.Background(), c, "a"); err != nil {
+				t.Fatalf("%s, request %d: %v", when, i, err)
+			}
+		}
+	}
+	serve("before")
+	for i, v := range []string{"    retry_on: [200]\n", "    retry_on: [404.5]\n", "    retry_on: ['404']\n",
+		"    retry_on: [404]\n    breaker: {failure_ratio: 2}\n", "    retry_on: [404]\n    breaker: {open_timeout: -1s}\n"} {
+		_, tried := d.cfgState.changed()
+		write(t, path, head+v)
+		waitClosed(t, tried, 5*time.Second, "bad reload tried")
+		if got := d.cfgState.errors.Get(); got != uint64(i+1) {
+			t.Fatalf("%q: reload errors %d, want %d", v, got, i+1)
+		}
+		serve(strings.TrimSpace(v))
+	}
+	if bad.Requests() == 0 {
+		t.Fatal("the failing instance was never tried: the test proves nothing")
+	}
+}
