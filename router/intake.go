@@ -8,7 +8,7 @@ import (
 
 func errDuplicateKey(key string) *apiError {
 	return &apiError{status: 400, typ: typeInvalidRequest, code: "duplicate_key",
-		message: "the request body has the key " + quoteKey(key) + " more than once; send each field once"}
+		message: "the request body has the key " + quoteKey(key) + " more than once (keys that differ only in case are one key, as engines written in Go read them); send each field once"}
 }
 
 var errStreamType = &apiError{status: 400, typ: typeInvalidRequest, code: "invalid_type",

@@ -285,3 +285,29 @@ func TestPatternRouteAliasACL(t *testing.T) {
 		}
 	}
 }
+
+// TestPatternRouteCaseKeys: a key allowed qwen-small cannot reach
+// qwen-large through a second "model" key in another case, which an
+// engine decoding with Go's encoding/json (the mock does) would read.
+func TestPatternRouteCaseKeys(t *testing.T) {
+	g := newGateway(t, Config{
+		Routes:    []Route{{Model: "qwen-*", Service: "qwen"}},
+		Consumers: []Consumer{{Name: "small", KeySHA256: sha256Hex("key-small"), Models: []string{"qwen-small"}}},
+	})
+	ms := g.mocks("qwen", 1, mockllm.Config{}, nil)
+	for _, tt := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"qwen-small","Model":"qwen-large","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/chat/completions", `{"MODEL":"qwen-large","model":"qwen-small","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/responses", `{"model":"qwen-small","mOdel":"qwen-large","input":"hi"}`},
+		{"/v1/responses", `{"model":"qwen-small","Mo\u0064el":"qwen-large","input":"hi"}`},
+	} {
+		resp := g.do("POST", tt.path, tt.body, "Authorization", "Bearer key-small")
+		if resp.StatusCode() != 400 || gjson.GetBytes(resp.Body(), "error.code").Str != "duplicate_key" {
+			t.Errorf("%s %s: %d %s (the instance answered as %q)", tt.path, tt.body, resp.StatusCode(), resp.Body(),
+				gjson.GetBytes(resp.Body(), "model").Str)
+		}
+	}
+	if n := ms[0].Requests(); n != 0 {
+		t.Errorf("%d ambiguous bodies reached the instance", n)
+	}
+}

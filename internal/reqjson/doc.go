@@ -6,7 +6,8 @@
 // stream_options values sit in the body, so that a rewrite replaces the one
 // value every reader saw.
 //
-// Keys are compared decoded ("mo\u0064el" is "model"). Because a duplicated
+// Keys are compared decoded ("mo\u0064el" is "model") and without case, as
+// Go's encoding/json matches them ("Model" and "MODEL" are "model"). Because a duplicated
 // top-level key is an error, there is no "first or last wins" question for
 // the fields the gateway reads: routing, access control, the reply cache and
 // the upstream all see the same value.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"strconv"
 	"sync"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -387,28 +388,57 @@ func topContext(key []byte) context {
 	return inOther
 }
 
-// duplicate reports whether key was already a top-level key.
+// duplicate reports whether key was already a top-level key, keys
+// compared without case as Go's encoding/json matches them (Unicode simple
+// folding: "Model", "MODEL" and "model" are one key to an engine written in
+// Go, so they must be one key here too, or the route and the ACL would read
+// one model and the engine another).
 func (s *scanner) duplicate(ref keyRef, key []byte) bool {
 	if s.seen != nil {
-		if _, ok := s.seen[string(key)]; ok {
+		f := string(foldKey(key))
+		if _, ok := s.seen[f]; ok {
 			return true
 		}
-		s.seen[string(key)] = struct{}{}
+		s.seen[f] = struct{}{}
 		return false
 	}
 	for _, k := range s.top {
-		if bytes.Equal(s.keyBytes(k), key) {
+		if bytes.EqualFold(s.keyBytes(k), key) {
 			return true
 		}
 	}
 	if len(s.top) >= linearKeys {
 		s.seen = make(map[string]struct{}, 2*linearKeys)
 		for _, k := range s.top {
-			s.seen[string(s.keyBytes(k))] = struct{}{}
+			s.seen[string(foldKey(s.keyBytes(k)))] = struct{}{}
 		}
-		s.seen[string(key)] = struct{}{}
+		s.seen[string(foldKey(key))] = struct{}{}
 	}
 	return false
+}
+
+// foldKey is key case-folded: foldKey(a) == foldKey(b) exactly when
+// bytes.EqualFold(a, b).
+func foldKey(key []byte) []byte {
+	out := make([]byte, 0, len(key))
+	for i := 0; i < len(key); {
+		if c := key[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(key[i:])
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		out = utf8.AppendRune(out, least)
+		i += n
+	}
+	return out
 }
 
 func (s *scanner) keyBytes(k keyRef) []byte {

@@ -45,6 +45,13 @@ func TestParse(t *testing.T) {
 				t.Fatalf("model %q", r.Model)
 			}
 		}},
+		// Go's encoding/json (an engine written in Go) matches keys without
+		// case, Unicode folds included: "Model" and "MODEL" are "model" to it.
+		{name: "model in another case", body: `{"model":"cheap","Model":"premium"}`, code: ErrDuplicate, key: "Model"},
+		{name: "model in capitals first", body: `{"MODEL":"premium","model":"cheap"}`, code: ErrDuplicate, key: "model"},
+		{name: "kelvin sign folds to k", body: `{"max_tokens":1,"max_to\u212aens":9}`, code: ErrDuplicate, key: "max_to\u212aens"},
+		{name: "long s folds to s", body: `{"stream":false,"\u017ftream":true}`, code: ErrDuplicate, key: "\u017ftream"},
+		{name: "case duplicate after many keys", body: manyKeys(100) + `,"K7":1}`, code: ErrDuplicate, key: "K7"},
 		{name: "nested duplicate is fine", body: `{"model":"m","metadata":{"a":1,"a":2}}`},
 		{name: "many keys then a duplicate", body: manyKeys(100) + `,"k7":1}`, code: ErrDuplicate, key: "k7"},
 		{name: "deep", body: `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, code: ErrDepth},
