@@ -311,3 +311,32 @@ func TestPatternRouteCaseKeys(t *testing.T) {
 		t.Errorf("%d ambiguous bodies reached the instance", n)
 	}
 }
+
+// TestPassthroughCaseModel: on a pass-through path the header names the
+// route when the body has no "model"; a body whose model key is written
+// in another case ("Model", which Go's encoding/json reads as model) is
+// the body's model all the same, so header and body must agree.
+func TestPassthroughCaseModel(t *testing.T) {
+	g := newGateway(t, Config{
+		Passthrough: []string{"/v1/files"},
+		Routes:      []Route{{Model: "qwen-*", Service: "qwen"}},
+		Consumers:   []Consumer{{Name: "small", KeySHA256: sha256Hex("key-small"), Models: []string{"qwen-small"}}},
+	})
+	ms := g.mocks("qwen", 1, mockllm.Config{}, nil)
+	for _, body := range []string{`{"Model":"qwen-large"}`, `{"MODEL":"qwen-large"}`, `{"mODEL":"qwen-large"}`, `{"M\u006fdel":"qwen-large"}`} {
+		resp := g.do("POST", "/v1/files", body, "Authorization", "Bearer key-small", "X-Modelgate-Model", "qwen-small")
+		if resp.StatusCode() != 400 || gjson.GetBytes(resp.Body(), "error.code").Str != "model_mismatch" {
+			t.Errorf("%s: %d %s", body, resp.StatusCode(), resp.Body())
+		}
+		resp = g.do("POST", "/v1/files", body, "Authorization", "Bearer key-small")
+		if resp.StatusCode() != 403 {
+			t.Errorf("%s without the header: %d %s", body, resp.StatusCode(), resp.Body())
+		}
+	}
+	if n := ms[0].Requests(); n != 0 {
+		t.Errorf("%d requests for another tenant's model reached the instance", n)
+	}
+	if resp := g.do("POST", "/v1/files", `{"Model":"qwen-small"}`, "Authorization", "Bearer key-small"); resp.StatusCode() != 200 {
+		t.Errorf("the key's own model: %d %s", resp.StatusCode(), resp.Body())
+	}
+}

@@ -452,6 +452,9 @@ func (s *scanner) keyBytes(k keyRef) []byte {
 func (s *scanner) topField(key []byte, start, end int) {
 	r, raw := s.req, s.data[start:end]
 	k := kindAt(raw[0])
+	if len(key) == len("model") && bytes.EqualFold(key, modelKey) {
+		key = modelKey // "Model" is the model to Go's encoding/json, so here too
+	}
 	switch string(key) {
 	case "model":
 		r.ModelKind, r.ModelSpan = k, Span{start, end}
@@ -495,6 +498,8 @@ func (s *scanner) topField(key []byte, start, end int) {
 		}
 	}
 }
+
+var modelKey = []byte("model")
 
 // parseInt reads an integer's text; 0 if it is not one or overflows.
 func parseInt(raw []byte) int64 {

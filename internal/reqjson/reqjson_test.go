@@ -52,6 +52,11 @@ func TestParse(t *testing.T) {
 		{name: "kelvin sign folds to k", body: `{"max_tokens":1,"max_to\u212aens":9}`, code: ErrDuplicate, key: "max_to\u212aens"},
 		{name: "long s folds to s", body: `{"stream":false,"\u017ftream":true}`, code: ErrDuplicate, key: "\u017ftream"},
 		{name: "case duplicate after many keys", body: manyKeys(100) + `,"K7":1}`, code: ErrDuplicate, key: "K7"},
+		{name: "model in capitals alone", body: `{"MODEL":"premium"}`, check: func(t *testing.T, r *Request) {
+			if r.Model != "premium" || r.ModelSpan != (Span{9, 18}) {
+				t.Fatalf("model %q at %+v", r.Model, r.ModelSpan)
+			}
+		}},
 		{name: "nested duplicate is fine", body: `{"model":"m","metadata":{"a":1,"a":2}}`},
 		{name: "many keys then a duplicate", body: manyKeys(100) + `,"k7":1}`, code: ErrDuplicate, key: "k7"},
 		{name: "deep", body: `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, code: ErrDepth},
