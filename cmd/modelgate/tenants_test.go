@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,6 +64,10 @@ func TestTenantsKeptApart(t *testing.T) {
 		{"duplicate in embeddings", "/v1/embeddings", "application/json", `{"input":"x","model":"cheap","\u006dodel":"premium"}`, nil, 400, "duplicate_key"},
 		{"pass-through header and body disagree", "/v1/files", "application/json", `{"model":"premium"}`, []string{"X-Modelgate-Model", "cheap"}, 400, "model_mismatch"},
 		{"pass-through JSON as text", "/v1/files", "text/plain", `{"model":"premium"}`, []string{"X-Modelgate-Model", "cheap"}, 400, "model_mismatch"},
+		// Go's encoding/json (the mock, Go-based engines) reads "Model" as model.
+		{"model in another case", "/v1/chat/completions", "application/json", `{"model":"cheap","Model":"premium",` + msgs + `}`, nil, 400, "duplicate_key"},
+		{"model in capitals", "/v1/responses", "application/json", `{"MODEL":"premium","model":"cheap","input":"hi"}`, nil, 400, "duplicate_key"},
+		{"pass-through body model in capitals", "/v1/files", "application/json", `{"MODEL":"premium"}`, []string{"X-Modelgate-Model", "cheap"}, 400, "model_mismatch"},
 		{"pass-through prefix is a segment", "/v1/filesystem/x", "application/json", `{"model":"cheap"}`, nil, 404, "not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +75,14 @@ func TestTenantsKeptApart(t *testing.T) {
 				t.Fatalf("%d %q, want %d %q", status, code, tc.status, tc.code)
 			}
 		})
+	}
+	// The same through the official SDK, with an extra body field.
+	var apiErr *openai.Error
+	sdkA := openai.NewClient(option.WithBaseURL("http://"+d.api+"/v1/"), option.WithAPIKey("key-a"), option.WithMaxRetries(0))
+	if _, err := sdkA.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "cheap",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}},
+		option.WithJSONSet("Model", "premium")); !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "duplicate_key" {
+		t.Fatalf("A with a second model key in capitals: %v", err)
 	}
 	if premium.LastRequest() != nil {
 		t.Fatalf("premium received a request from A: %s", premium.LastRequest())
