@@ -8,7 +8,8 @@
 //
 // Keys are compared decoded ("mo\u0064el" is "model") and without case, as
 // Go's encoding/json matches them ("Model" and "MODEL" are "model", so a
-// body whose only model key is "Model" names its model there). Because a duplicated
+// body whose only model key is "Model" names its model there; "Stream" is
+// stream, and so on for every field it extracts). Because a duplicated
 // top-level key is an error, there is no "first or last wins" question for
 // the fields the gateway reads: routing, access control, the reply cache and
 // the upstream all see the same value.

@@ -452,8 +452,8 @@ func (s *scanner) keyBytes(k keyRef) []byte {
 func (s *scanner) topField(key []byte, start, end int) {
 	r, raw := s.req, s.data[start:end]
 	k := kindAt(raw[0])
-	if len(key) == len("model") && bytes.EqualFold(key, modelKey) {
-		key = modelKey // "Model" is the model to Go's encoding/json, so here too
+	if needsFold(key) {
+		key = lowerFold(key) // "Model" is the model to Go's encoding/json, so here too
 	}
 	switch string(key) {
 	case "model":
@@ -499,7 +499,37 @@ func (s *scanner) topField(key []byte, start, end int) {
 	}
 }
 
-var modelKey = []byte("model")
+// needsFold reports whether key holds a capital or a non-ASCII byte, which
+// Go's encoding/json may fold onto a lowercase name.
+func needsFold(key []byte) bool {
+	for _, c := range key {
+		if c-'A' <= 'Z'-'A' || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerFold is key as Go's encoding/json matches it against lowercase
+// names: ASCII letters lowered, and the runes that fold to an ASCII letter
+// ("ſ" to s, the Kelvin sign to k) mapped to it.
+func lowerFold(key []byte) []byte {
+	out := make([]byte, 0, len(key))
+	for i := 0; i < len(key); {
+		if c := key[i]; c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(key[i:])
+		out = utf8.AppendRune(out, unicode.ToLower(unicode.ToUpper(r)))
+		i += n
+	}
+	return out
+}
 
 // parseInt reads an integer's text; 0 if it is not one or overflows.
 func parseInt(raw []byte) int64 {

@@ -57,6 +57,16 @@ func TestParse(t *testing.T) {
 				t.Fatalf("model %q at %+v", r.Model, r.ModelSpan)
 			}
 		}},
+		{name: "other keys in other cases", body: `{"model":"m","Stream":true,"MAX_TOKENS":7}`, check: func(t *testing.T, r *Request) {
+			if !r.Stream || r.MaxTokens != 7 {
+				t.Fatalf("stream %v, max tokens %d", r.Stream, r.MaxTokens)
+			}
+		}},
+		{name: "long s is s", body: `{"model":"m","\u017ftream":true}`, check: func(t *testing.T, r *Request) {
+			if !r.Stream {
+				t.Fatal("stream not read")
+			}
+		}},
 		{name: "nested duplicate is fine", body: `{"model":"m","metadata":{"a":1,"a":2}}`},
 		{name: "many keys then a duplicate", body: manyKeys(100) + `,"k7":1}`, code: ErrDuplicate, key: "k7"},
 		{name: "deep", body: `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, code: ErrDepth},
