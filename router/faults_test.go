@@ -479,3 +479,49 @@ func TestActiveHealth(t *testing.T) {
 		t.Errorf("modelgate_instance_healthy = %v for an instance back up", v)
 	}
 }
+
+// TestImplausibleResponsesUsage: a Responses reply or response.completed
+// event whose usage is missing or cannot be true is not counted as usage;
+// the tokens are estimated instead, from the input and the output text.
+func TestImplausibleResponsesUsage(t *testing.T) {
+	for _, tt := range []struct{ name, usage string }{
+		{"missing", ``},
+		{"null", `,"usage":null`},
+		{"negative", `,"usage":{"input_tokens":3,"output_tokens":-5}`},
+		{"huge", `,"usage":{"input_tokens":10000001,"output_tokens":1}`},
+		{"string", `,"usage":{"input_tokens":"3","output_tokens":1}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGateway(t, Config{Routes: []Route{{Model: "resp", Service: "qwen"}}})
+			output := `"output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"four words of reply"}]}]`
+			reply := `{"object":"response","status":"completed",` + output + tt.usage + `}`
+			events := "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"four words of reply\"}\n\n" +
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\"" + tt.usage + "}}\n\n"
+			s := startFault(t, func(w *bufio.Writer, req *http.Request, _ <-chan struct{}) {
+				body, ct := reply, "application/json"
+				if strings.Contains(req.Header.Get("X-Test"), "stream") {
+					body, ct = events, "text/event-stream"
+				}
+				writeHead(w, 200, "Content-Type: "+ct+"\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n")
+				_, _ = w.WriteString(body)
+			})
+			g.serve("qwen", s.Addr())
+			if r := g.do("POST", "/v1/responses", `{"model":"resp","input":"hello there"}`); r.StatusCode() != 200 {
+				t.Fatalf("status %d", r.StatusCode())
+			}
+			if r := g.do("POST", "/v1/responses", `{"model":"resp","stream":true,"input":"hello there"}`, "X-Test", "stream"); r.StatusCode() != 200 ||
+				!strings.Contains(string(r.Body()), "response.completed") {
+				t.Fatalf("stream status %d: %s", r.StatusCode(), r.Body())
+			}
+			for _, typ := range []string{"input", "output"} {
+				if v := g.metric(`modelgate_tokens_total{model="resp",type="` + typ + `",source="usage"}`); v > 0 {
+					t.Errorf("%s tokens counted as usage: %v", typ, v)
+				}
+				est := g.metric(`modelgate_tokens_total{model="resp",type="` + typ + `",source="estimated"}`)
+				if est <= 0 || est > 100 {
+					t.Errorf("%s tokens estimated %v, want a small positive count", typ, est)
+				}
+			}
+		})
+	}
+}
