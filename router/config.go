@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -494,7 +495,7 @@ func validateBreaker(r *Route, i int, earlier []Route) []error {
 	}
 	var errs []error
 	field := func(f string) string { return fmt.Sprintf("routes[%d].breaker.%s", i, f) }
-	if b.FailureRatio > 1 {
+	if b.FailureRatio > 1 || math.IsNaN(b.FailureRatio) { // NaN would switch the ratio rule off unseen
 		errs = append(errs, fmt.Errorf("%s: %v, want at most 1 (negative: no ratio rule)", field("failure_ratio"), b.FailureRatio))
 	}
 	if b.Window < 0 {

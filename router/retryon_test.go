@@ -1,6 +1,7 @@
 package router
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,7 @@ func TestRouteBreaker(t *testing.T) {
 		want string
 	}{
 		{"ratio", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{FailureRatio: 2}}}}, "routes[0].breaker.failure_ratio"},
+		{"ratio not a number", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{FailureRatio: math.NaN()}}}}, "routes[0].breaker.failure_ratio: NaN"},
 		{"window", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{Window: -time.Second}}}}, "routes[0].breaker.window"},
 		{"open timeout", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{OpenTimeout: -1}}}}, "routes[0].breaker.open_timeout"},
 		{"two routes of a service", Config{Routes: []Route{{Model: "a", Service: "s", Breaker: &balancer.BreakerSettings{ConsecutiveFailures: 2}},
