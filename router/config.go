@@ -360,7 +360,7 @@ func (c *Config) Validate() error {
 	if c.AccessLog.Sample == 0 {
 		c.AccessLog.Sample = 1
 	}
-	if c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
+	if !(c.AccessLog.Sample >= 0 && c.AccessLog.Sample <= 1) { // NaN too
 		errs = append(errs, fmt.Errorf("access_log.sample: %v, want 0 to 1", c.AccessLog.Sample))
 	}
 	if c.InjectUsage == nil {

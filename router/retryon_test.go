@@ -85,6 +85,8 @@ func TestRouteBreaker(t *testing.T) {
 		want string
 	}{
 		{"ratio", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{FailureRatio: 2}}}}, "routes[0].breaker.failure_ratio"},
+		{"access log sample not a number", Config{AccessLog: AccessLogConfig{Sample: math.NaN()}}, "access_log.sample: NaN"},
+		{"access log sample above 1", Config{AccessLog: AccessLogConfig{Sample: 1.5}}, "access_log.sample: 1.5"},
 		{"ratio not a number", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{FailureRatio: math.NaN()}}}}, "routes[0].breaker.failure_ratio: NaN"},
 		{"window", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{Window: -time.Second}}}}, "routes[0].breaker.window"},
 		{"open timeout", Config{Routes: []Route{{Model: "a", Breaker: &balancer.BreakerSettings{OpenTimeout: -1}}}}, "routes[0].breaker.open_timeout"},
