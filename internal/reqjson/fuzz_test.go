@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -154,13 +155,23 @@ func topLevel(t *testing.T, body []byte) map[string]json.RawMessage {
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatal(err)
 	}
+	out := map[string]json.RawMessage{}
 	for k, v := range m { // compare values without insignificant space
 		var b bytes.Buffer
 		_ = json.Compact(&b, v)
-		m[k] = b.Bytes()
+		for _, name := range readKeys { // under the name encoding/json would match it to
+			if bytes.EqualFold([]byte(k), []byte(name)) {
+				k = name
+			}
+		}
+		out[k] = b.Bytes()
 	}
-	return m
+	return out
 }
+
+// readKeys are the top-level keys Parse reads.
+var readKeys = []string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+	"max_output_tokens", "temperature", "n", "messages", "prompt", "input", "user"}
 
 // firstDuplicate finds the first top-level key that repeats an earlier one.
 func firstDuplicate(t *testing.T, body []byte) (string, bool) {
@@ -174,8 +185,10 @@ func firstDuplicate(t *testing.T, body []byte) (string, bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if seen[k.(string)] {
-			return k.(string), true
+		for prev := range seen { // keys match without case, as encoding/json matches fields
+			if bytes.EqualFold([]byte(prev), []byte(k.(string))) {
+				return k.(string), true
+			}
 		}
 		seen[k.(string)] = true
 		var skip json.RawMessage
@@ -208,7 +221,13 @@ func promptBytes(t *testing.T, body []byte) int {
 	n := 0
 	for dec.More() {
 		k, _ := dec.Token()
-		switch k.(string) {
+		key := k.(string)
+		for _, name := range readKeys { // as encoding/json would match it
+			if strings.EqualFold(key, name) {
+				key = name
+			}
+		}
+		switch key {
 		case "prompt", "input":
 			n += walk(t, dec, inPrompt)
 		case "messages":

@@ -342,6 +342,9 @@ func (s *scanner) object(i, depth int, ctx context, top bool) (int, bool) {
 		}
 		vstart := i
 		sub := ctx
+		if top && needsFold(key) {
+			key = lowerFold(key) // "Model" is the model to Go's encoding/json, so here too
+		}
 		switch {
 		case top:
 			sub = topContext(key)
@@ -452,10 +455,7 @@ func (s *scanner) keyBytes(k keyRef) []byte {
 func (s *scanner) topField(key []byte, start, end int) {
 	r, raw := s.req, s.data[start:end]
 	k := kindAt(raw[0])
-	if needsFold(key) {
-		key = lowerFold(key) // "Model" is the model to Go's encoding/json, so here too
-	}
-	switch string(key) {
+	switch string(key) { // folded by object
 	case "model":
 		r.ModelKind, r.ModelSpan = k, Span{start, end}
 		if k == String {
@@ -511,8 +511,8 @@ func needsFold(key []byte) bool {
 }
 
 // lowerFold is key as Go's encoding/json matches it against lowercase
-// names: ASCII letters lowered, and the runes that fold to an ASCII letter
-// ("ſ" to s, the Kelvin sign to k) mapped to it.
+// names: ASCII letters lowered, and the runes whose simple fold is an ASCII
+// letter ("ſ" to s, the Kelvin sign to k) mapped to it; other runes kept.
 func lowerFold(key []byte) []byte {
 	out := make([]byte, 0, len(key))
 	for i := 0; i < len(key); {
@@ -525,7 +525,16 @@ func lowerFold(key []byte) []byte {
 			continue
 		}
 		r, n := utf8.DecodeRune(key[i:])
-		out = utf8.AppendRune(out, unicode.ToLower(unicode.ToUpper(r)))
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < utf8.RuneSelf { // "ſ" is s, the Kelvin sign k; "İ" stays itself
+				out = append(out, byte(unicode.ToLower(f)))
+				r = -1
+				break
+			}
+		}
+		if r >= 0 {
+			out = utf8.AppendRune(out, r)
+		}
 		i += n
 	}
 	return out

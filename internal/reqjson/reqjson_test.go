@@ -67,6 +67,16 @@ func TestParse(t *testing.T) {
 				t.Fatal("stream not read")
 			}
 		}},
+		{name: "dotted capital I is no i", body: `{"model":"m","\u0130nput":"x"}`, check: func(t *testing.T, r *Request) {
+			if r.InputSpan.End != 0 {
+				t.Fatalf("input span %+v: encoding/json does not fold İ onto i", r.InputSpan)
+			}
+		}},
+		{name: "stream options in capitals", body: `{"model":"m","STREAM_OPTIONS":{"include_usage":true}}`, check: func(t *testing.T, r *Request) {
+			if !r.IncludeUsage || r.StreamOptionsKind != Object {
+				t.Fatalf("include usage %v, kind %d", r.IncludeUsage, r.StreamOptionsKind)
+			}
+		}},
 		{name: "nested duplicate is fine", body: `{"model":"m","metadata":{"a":1,"a":2}}`},
 		{name: "many keys then a duplicate", body: manyKeys(100) + `,"k7":1}`, code: ErrDuplicate, key: "k7"},
 		{name: "deep", body: `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, code: ErrDepth},
