@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/modelgate/modelgate/discovery/static"
@@ -62,14 +63,34 @@ func runDemo(ctx context.Context, listen, admin string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The banner invites a request at once: print it when the mock instances
+	// are in the pool and the balancer has built from them, not before.
+	bctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	wg.Go(func() {
+		select {
+		case <-d.pool.Synced():
+		case <-bctx.Done():
+			return
+		}
+		if bal := d.router.Balancer(); bal != nil && bal.WaitVersion(bctx, d.pool.Snapshot().Version) != nil {
+			return
+		}
+		printDemoBanner(out, len(entries), d.apiLn.Addr().String(), d.adminLn.Addr().String())
+	})
+	return d.run(ctx)
+}
+
+func printDemoBanner(out io.Writer, instances int, api, admin string) {
 	fmt.Fprintf(out, `modelgate demo: %d mock model instances (2 x v1, 1 x v2 canary), route "demo"
   API   http://%s   admin http://%s (/metrics, /readyz)
 Try:
   curl localhost:%s/v1/chat/completions -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
   curl -N localhost:%s/v1/chat/completions -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 Ctrl-C stops.
-`, len(entries), d.apiLn.Addr(), d.adminLn.Addr(), portOf(d.apiLn.Addr().String()), portOf(d.apiLn.Addr().String()))
-	return d.run(ctx)
+`, instances, api, admin, portOf(api), portOf(api))
 }
 
 func portOf(addr string) string {
