@@ -41,9 +41,17 @@ func startFromFile(t *testing.T, path string) *testDaemon {
 	return d
 }
 
+// write replaces the file at path with content atomically (a new file
+// renamed over it), so that the daemon's file watcher never reads it half
+// written: an in-place write can be seen truncated, which counts one more
+// failed reload than the test made.
 func write(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
