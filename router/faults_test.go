@@ -34,6 +34,20 @@ type faultServer struct {
 
 type fault func(w *bufio.Writer, req *http.Request, done <-chan struct{})
 
+// startReplies answers every request with reply as JSON, or with events as
+// an SSE stream when the request's X-Test header says "stream".
+func startReplies(t *testing.T, reply, events string) *faultServer {
+	t.Helper()
+	return startFault(t, func(w *bufio.Writer, req *http.Request, _ <-chan struct{}) {
+		body, ct := reply, "application/json"
+		if strings.Contains(req.Header.Get("X-Test"), "stream") {
+			body, ct = events, "text/event-stream"
+		}
+		writeHead(w, 200, "Content-Type: "+ct+"\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n")
+		_, _ = w.WriteString(body)
+	})
+}
+
 func startFault(t *testing.T, f fault) *faultServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -342,14 +356,7 @@ func TestImplausibleUsage(t *testing.T) {
 			reply := `{"choices":[{"index":0,"message":{"role":"assistant","content":"four words of reply"}}],"usage":` + tt.usage + `}`
 			events := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"four words of reply\"}}]}\n\n" +
 				"data: {\"choices\":[],\"usage\":" + tt.usage + "}\n\ndata: [DONE]\n\n"
-			s := startFault(t, func(w *bufio.Writer, req *http.Request, _ <-chan struct{}) {
-				body, ct := reply, "application/json"
-				if strings.Contains(req.Header.Get("X-Test"), "stream") {
-					body, ct = events, "text/event-stream"
-				}
-				writeHead(w, 200, "Content-Type: "+ct+"\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n")
-				_, _ = w.WriteString(body)
-			})
+			s := startReplies(t, reply, events)
 			g.serve("qwen", s.Addr())
 			if r := g.do("POST", "/v1/chat/completions", `{"model":"chat","messages":[{"role":"user","content":"hello there"}]}`); r.StatusCode() != 200 {
 				t.Fatalf("status %d", r.StatusCode())
@@ -497,14 +504,7 @@ func TestImplausibleResponsesUsage(t *testing.T) {
 			reply := `{"object":"response","status":"completed",` + output + tt.usage + `}`
 			events := "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"four words of reply\"}\n\n" +
 				"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\"" + tt.usage + "}}\n\n"
-			s := startFault(t, func(w *bufio.Writer, req *http.Request, _ <-chan struct{}) {
-				body, ct := reply, "application/json"
-				if strings.Contains(req.Header.Get("X-Test"), "stream") {
-					body, ct = events, "text/event-stream"
-				}
-				writeHead(w, 200, "Content-Type: "+ct+"\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n")
-				_, _ = w.WriteString(body)
-			})
+			s := startReplies(t, reply, events)
 			g.serve("qwen", s.Addr())
 			if r := g.do("POST", "/v1/responses", `{"model":"resp","input":"hello there"}`); r.StatusCode() != 200 {
 				t.Fatalf("status %d", r.StatusCode())
